@@ -1,0 +1,1 @@
+"""millinet simulator and Gymnasium environments (numpy, networkx, pydantic, gymnasium only)."""

@@ -1,0 +1,422 @@
+"""Pydantic models of a scenario file (YAML).
+
+Every field states its unit. Unknown keys are rejected (``extra="forbid"``) so a typo in a
+scenario is an error, never a silently ignored setting. See ``envs/scenarios/*.yaml`` for
+annotated examples and ``envs/scenario.py`` for how a file becomes a runnable scenario.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from envs.physics import FIBER_TYPES
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+CLASS_NAMES = ("robot_sync", "agv_dispatch", "vision_qa")
+RESOURCES = ("cpu", "gpu")
+SITE_TIERS = ("on_prem", "edge", "city")
+NODE_ROLES = ("factory", "access", "aggregation", "core", *SITE_TIERS)
+
+
+class StrictModel(BaseModel):
+    """Base model: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- distributions
+class ConstantDist(StrictModel):
+    """Always ``value``."""
+
+    dist: Literal["constant"]
+    value: NonNegativeFloat
+
+
+class UniformDist(StrictModel):
+    """Uniform on [low, high]."""
+
+    dist: Literal["uniform"]
+    low: NonNegativeFloat
+    high: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformDist:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        return self
+
+
+class ExponentialDist(StrictModel):
+    """Exponential with the given mean."""
+
+    dist: Literal["exponential"]
+    mean: PositiveFloat
+
+
+class LogNormalDist(StrictModel):
+    """Log-normal with the given mean and coefficient of variation ``cv`` (std/mean)."""
+
+    dist: Literal["lognormal"]
+    mean: PositiveFloat
+    cv: PositiveFloat
+
+
+Distribution = Annotated[
+    Union[ConstantDist, UniformDist, ExponentialDist, LogNormalDist], Field(discriminator="dist")
+]
+
+
+# --------------------------------------------------------------------------- arrivals
+class Surge(StrictModel):
+    """A window in which a Poisson stream's rate is multiplied by ``factor`` (shift change)."""
+
+    start_s: NonNegativeFloat
+    end_s: PositiveFloat
+    factor: PositiveFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Surge:
+        if self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be > start_s ({self.start_s})")
+        return self
+
+
+class PeriodicArrivals(StrictModel):
+    """``streams`` independent periodic sources (robot cells, cameras).
+
+    Each stream draws its period once, uniformly in [period_min_us, period_max_us], starts at a
+    uniform random phase, and each release is delayed by a uniform jitter in [0, jitter_us].
+    """
+
+    process: Literal["periodic"]
+    streams: Annotated[int, Field(ge=1)]
+    period_min_us: PositiveFloat
+    period_max_us: PositiveFloat
+    jitter_us: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PeriodicArrivals:
+        if self.period_max_us < self.period_min_us:
+            raise ValueError("period_max_us must be >= period_min_us")
+        if self.jitter_us >= self.period_min_us:
+            raise ValueError("jitter_us must be smaller than period_min_us")
+        return self
+
+
+class PoissonArrivals(StrictModel):
+    """A Poisson source of ``rate_per_s`` tasks per second, optionally with surges."""
+
+    process: Literal["poisson"]
+    rate_per_s: PositiveFloat
+    surges: list[Surge] = Field(default_factory=list)
+
+
+Arrivals = Annotated[Union[PeriodicArrivals, PoissonArrivals], Field(discriminator="process")]
+
+
+# --------------------------------------------------------------------------- task classes
+class TaskClassConfig(StrictModel):
+    """One task class: sizes, compute demand, deadline and scheduling weights."""
+
+    deadline_us: PositiveFloat
+    resource: Literal["cpu", "gpu"]
+    up_bytes: Distribution
+    down_bytes: Distribution
+    compute_us: Distribution = Field(description="service time on a speed-1.0 server (us)")
+    weight: PositiveFloat = Field(1.0, description="weight of a violation in the RL reward")
+    priority: Annotated[int, Field(ge=0)] = Field(
+        0, description="strict-priority level on links (0 = highest); used only if enabled"
+    )
+
+
+class TaskClassOverride(StrictModel):
+    """Per-scenario override of a built-in class; unset fields keep the built-in default."""
+
+    deadline_us: PositiveFloat | None = None
+    resource: Literal["cpu", "gpu"] | None = None
+    up_bytes: Distribution | None = None
+    down_bytes: Distribution | None = None
+    compute_us: Distribution | None = None
+    weight: PositiveFloat | None = None
+    priority: Annotated[int, Field(ge=0)] | None = None
+
+
+# --------------------------------------------------------------------------- topology
+class PoolConfig(StrictModel):
+    """A pool of identical servers of one resource type at a compute site."""
+
+    servers: Annotated[int, Field(ge=0)]
+    speed: PositiveFloat = Field(1.0, description="service-rate multiplier vs. the reference")
+
+
+class SitePools(StrictModel):
+    """CPU and GPU pools of a compute site."""
+
+    cpu: PoolConfig = Field(default_factory=lambda: PoolConfig(servers=0))
+    gpu: PoolConfig = Field(default_factory=lambda: PoolConfig(servers=0))
+
+
+class NodeConfig(StrictModel):
+    """A node of an explicit topology; sites may carry their own pools."""
+
+    name: str
+    role: Literal["factory", "access", "aggregation", "core", "on_prem", "edge", "city"]
+    x_km: float = 0.0
+    y_km: float = 0.0
+    pools: SitePools | None = None
+
+
+class LinkConfig(StrictModel):
+    """A full-duplex fiber link. Length defaults to the distance between its end nodes."""
+
+    a: str
+    b: str
+    length_km: NonNegativeFloat | None = None
+    fiber: Literal["smf", "hollow_core"] = "smf"
+    capacity_gbps: PositiveFloat = 100.0
+    forwarding_us: NonNegativeFloat = 5.0
+
+
+class ExplicitTopology(StrictModel):
+    """Nodes and links listed one by one."""
+
+    generator: Literal["explicit"]
+    nodes: list[NodeConfig]
+    links: list[LinkConfig]
+
+
+class LinkClass(StrictModel):
+    """Capacity (Gbit/s) and per-hop forwarding delay (us) shared by a group of links."""
+
+    capacity_gbps: PositiveFloat
+    forwarding_us: NonNegativeFloat = 5.0
+
+
+class SunflowerTopology(StrictModel):
+    """Core ring of city sites with petal rings of access nodes (1 ms metro architecture).
+
+    ``petals`` core nodes sit on a ring of radius ``core_radius_km``. Petal *i* leaves core
+    node *i* through an aggregation node (which hosts an edge DC), passes ``access_per_petal``
+    access nodes and returns to core node *i+1*, so every access node is dual-homed.
+    City compute centres hang off ``city_sites`` evenly spaced core nodes.
+    """
+
+    generator: Literal["sunflower"]
+    petals: Annotated[int, Field(ge=2)] = 6
+    access_per_petal: Annotated[int, Field(ge=1)] = 4
+    core_radius_km: PositiveFloat = 8.0
+    petal_length_km: PositiveFloat = 15.0
+    city_sites: Annotated[int, Field(ge=1)] = 2
+    core: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=400, forwarding_us=5))
+    petal: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100, forwarding_us=5))
+    site_link: LinkClass = Field(
+        default_factory=lambda: LinkClass(capacity_gbps=400, forwarding_us=2)
+    )
+
+
+class RingTopology(StrictModel):
+    """``nodes`` access nodes on a ring; the first ``edge_sites`` positions get edge DCs."""
+
+    generator: Literal["ring"]
+    nodes: Annotated[int, Field(ge=3)] = 8
+    radius_km: PositiveFloat = 10.0
+    edge_sites: Annotated[int, Field(ge=0)] = 2
+    city_sites: Annotated[int, Field(ge=0)] = 1
+    link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
+
+
+class GridTopology(StrictModel):
+    """A rows x cols Manhattan grid of access nodes, ``spacing_km`` apart."""
+
+    generator: Literal["grid"]
+    rows: Annotated[int, Field(ge=1)] = 4
+    cols: Annotated[int, Field(ge=2)] = 4
+    spacing_km: PositiveFloat = 5.0
+    edge_sites: Annotated[int, Field(ge=0)] = 2
+    city_sites: Annotated[int, Field(ge=0)] = 1
+    link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
+
+
+class RandomGeometricTopology(StrictModel):
+    """``nodes`` access nodes placed uniformly in a square, linked within ``radius_km``.
+
+    The generator adds a minimum spanning tree over the points so the graph is connected.
+    """
+
+    generator: Literal["random_geometric"]
+    nodes: Annotated[int, Field(ge=2)] = 30
+    side_km: PositiveFloat = 40.0
+    radius_km: PositiveFloat = 10.0
+    edge_sites: Annotated[int, Field(ge=0)] = 3
+    city_sites: Annotated[int, Field(ge=0)] = 1
+    seed: int = 0
+    link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
+
+
+class GraphMLTopology(StrictModel):
+    """An Internet Topology Zoo GraphML file (nodes carry ``Latitude``/``Longitude``).
+
+    ``path`` is relative to the scenario file (or to ``envs/data`` for a bare file name).
+    Node labels listed in ``edge_sites``/``city_sites`` become compute sites attached to that
+    PoP; every other node is an aggregation node that factories may attach to.
+    ``route_factor`` converts great-circle distance to fiber length (ducts are not straight).
+    """
+
+    generator: Literal["graphml"]
+    path: str
+    edge_sites: list[str] = Field(default_factory=list)
+    city_sites: list[str] = Field(default_factory=list)
+    route_factor: Annotated[float, Field(ge=1.0)] = 1.0
+    link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
+
+
+Topology = Annotated[
+    Union[
+        ExplicitTopology,
+        SunflowerTopology,
+        RingTopology,
+        GridTopology,
+        RandomGeometricTopology,
+        GraphMLTopology,
+    ],
+    Field(discriminator="generator"),
+]
+
+
+class FiberOverride(StrictModel):
+    """Set the fiber type of the link between nodes ``a`` and ``b``."""
+
+    a: str
+    b: str
+    fiber: Literal["smf", "hollow_core"]
+
+
+class NetworkConfig(StrictModel):
+    """Queueing behaviour of links."""
+
+    link_scheduling: Literal["fifo", "strict_priority"] = "fifo"
+    queue_limit_bytes: PositiveFloat | None = Field(
+        None, description="drop-tail limit per link direction (bytes); None = unlimited"
+    )
+    fiber_overrides: list[FiberOverride] = Field(default_factory=list)
+
+
+class SiteTiers(StrictModel):
+    """Default pools of generated edge and city sites."""
+
+    edge: SitePools = Field(
+        default_factory=lambda: SitePools(cpu=PoolConfig(servers=16), gpu=PoolConfig(servers=4))
+    )
+    city: SitePools = Field(
+        default_factory=lambda: SitePools(
+            cpu=PoolConfig(servers=64), gpu=PoolConfig(servers=16, speed=1.5)
+        )
+    )
+
+
+class FactoryConfig(StrictModel):
+    """A factory: where its tasks originate, its uplink, its on-prem site and its workload."""
+
+    name: str
+    profile: Literal["car_plant", "display_factory", "brewery", "custom"]
+    attach: str | None = Field(None, description="node to attach to; default: next access node")
+    uplink_km: NonNegativeFloat = Field(2.0, description="fiber from factory to its access node")
+    uplink_gbps: PositiveFloat = 10.0
+    uplink_forwarding_us: NonNegativeFloat = 5.0
+    on_prem: SitePools = Field(
+        default_factory=lambda: SitePools(cpu=PoolConfig(servers=4), gpu=PoolConfig(servers=1))
+    )
+    lan_gbps: PositiveFloat = Field(25.0, description="factory LAN to its on-prem site")
+    scale: PositiveFloat = Field(1.0, description="multiplies the profile's streams/rates")
+    workload: dict[str, Arrivals] = Field(
+        default_factory=dict, description="per-class arrivals; replaces the profile's entry"
+    )
+
+    @model_validator(mode="after")
+    def _known_classes(self) -> FactoryConfig:
+        unknown = sorted(set(self.workload) - set(CLASS_NAMES))
+        if unknown:
+            raise ValueError(f"unknown task class(es) {unknown}; known: {list(CLASS_NAMES)}")
+        if self.profile == "custom" and not self.workload:
+            raise ValueError("profile 'custom' needs a 'workload' mapping")
+        return self
+
+
+class ScheduledFault(StrictModel):
+    """Element down in [down_at_s, up_at_s). ``element`` is a node name or a link "a--b"."""
+
+    element: str
+    down_at_s: NonNegativeFloat
+    up_at_s: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScheduledFault:
+        if self.up_at_s is not None and self.up_at_s <= self.down_at_s:
+            raise ValueError("up_at_s must be > down_at_s")
+        return self
+
+
+class RandomFaults(StrictModel):
+    """Independent exponential failures and repairs of every link between network nodes."""
+
+    link_mtbf_s: PositiveFloat
+    link_mttr_s: PositiveFloat
+
+
+class FaultsConfig(StrictModel):
+    """Scheduled and random outages."""
+
+    scheduled: list[ScheduledFault] = Field(default_factory=list)
+    random: RandomFaults | None = None
+
+
+class CandidateConfig(StrictModel):
+    """The decision's candidate set: K = sites x paths (compute site, path) pairs."""
+
+    sites: Annotated[int, Field(ge=1, le=16)] = 4
+    paths: Annotated[int, Field(ge=1, le=8)] = 2
+
+
+class ScenarioConfig(StrictModel):
+    """A complete scenario: city network, compute sites, factories and their workloads."""
+
+    name: str
+    description: str = ""
+    duration_s: PositiveFloat = Field(1.0, description="default simulated time (s)")
+    seed: int = 0
+    topology: Topology
+    sites: SiteTiers = Field(default_factory=SiteTiers)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    candidates: CandidateConfig = Field(default_factory=CandidateConfig)
+    classes: dict[str, TaskClassOverride] = Field(default_factory=dict)
+    factories: Annotated[list[FactoryConfig], Field(min_length=1)]
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScenarioConfig:
+        unknown = sorted(set(self.classes) - set(CLASS_NAMES))
+        if unknown:
+            raise ValueError(f"unknown task class(es) {unknown}; known: {list(CLASS_NAMES)}")
+        names = [f.name for f in self.factories]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate factory names {dupes}")
+        return self
+
+
+def dump_config(config: ScenarioConfig) -> dict[str, Any]:
+    """Return the scenario as plain data (what ``scenarios show`` prints)."""
+    return config.model_dump(mode="json", exclude_none=True)
+
+
+__all__ = [
+    "CLASS_NAMES",
+    "FIBER_TYPES",
+    "NODE_ROLES",
+    "RESOURCES",
+    "SITE_TIERS",
+    "ScenarioConfig",
+]

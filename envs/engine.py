@@ -1,0 +1,487 @@
+"""The discrete-event latency engine.
+
+A task visits the resources of its *trip* (``envs/network.py``) in order: each uplink hop, the
+compute pool, each downlink hop. One event = one task arriving at one resource; events are
+processed in time order from a binary heap (ties in insertion order), so every queue sees its
+arrivals in true arrival order.
+
+* **FIFO link direction** (the default): the Lindley recursion is exact. A task arriving at
+  time t starts transmission at ``max(t, free)``, holds the link for ``bytes * 8 / capacity``,
+  and reaches the next node ``propagation + forwarding`` later.
+  A whole payload crosses a hop as one unit (store-and-forward at message level).
+* **Strict priority** (scenario option): non-preemptive; when a transmission ends the link takes
+  the waiting task of the highest class priority, FIFO within a level.
+* **Compute pool** of c servers, FIFO: a task starts on the earliest-free server at
+  ``max(t, earliest_free)`` and is served for ``work / speed``.
+* **Drop-tail**: with a queue limit, a task that finds more than ``limit`` bytes backlogged
+  (its own included) is dropped. A task that reaches a failed link, node or site is dropped.
+
+Every arrival ends as exactly one record: completed on time, completed late, or dropped.
+Per-task cost is O(hops * log(in-flight tasks)); nothing scales with the size of the city.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from heapq import heappop, heappush, heapreplace
+
+import numpy as np
+
+from envs.network import CandidateSet
+from envs.scenario import Scenario
+
+# Outcome status of a finished task.
+ON_TIME, LATE, DROPPED = 0, 1, 2
+# Why a task was dropped (``Record.reason``).
+DROP_NONE, DROP_FAILED, DROP_QUEUE_FULL, DROP_REJECTED = 0, 1, 2, 3
+DROP_REASONS = ("", "failed_element", "queue_full", "rejected")
+
+# Layout of the per-task state list (a list, not an object, because the event loop is hot).
+_TRIP, _STAGE, _CSTAGE, _UP, _DOWN, _WORK, _T0, _CLS, _FAC, _SLOT, _SITE = range(11)
+_LWAIT, _SER, _PROP, _CWAIT, _CSVC, _ID, _PRIO, _ENQ = range(11, 19)
+
+RECORD_FIELDS = (
+    "task_id",
+    "cls",
+    "factory",
+    "slot",
+    "site",
+    "arrival_s",
+    "latency_s",
+    "link_wait_s",
+    "serialisation_s",
+    "propagation_s",
+    "compute_wait_s",
+    "compute_s",
+    "status",
+    "reason",
+)
+"""Columns of ``Engine.records`` tuples. ``latency_s`` is NaN for dropped tasks and equals the
+sum of the five component columns for completed ones."""
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A task that has arrived at its factory and awaits a placement decision."""
+
+    task_id: int
+    time_s: float
+    cls: int  # index into CLASS_NAMES
+    factory: int  # index into the scenario's factories
+    up_bytes: float
+    down_bytes: float
+    work_s: float  # service time on a speed-1.0 server (s)
+
+
+class Engine:
+    """Simulates one scenario. Call :meth:`next_arrival`, decide, :meth:`dispatch`; repeat.
+
+    ``seed`` fixes the arrivals and random faults. The engine makes no random draw of its own
+    beyond those, so equal seeds and equal decisions give identical records.
+    """
+
+    ewma_alpha = 0.05
+    """Weight of the newest outcome in a site's recent-violation average."""
+
+    def __init__(self, scenario: Scenario, seed: int = 0) -> None:
+        self.scenario = scenario
+        self.net = scenario.network
+        self.deadline_s = [c.deadline_us * 1e-6 for c in scenario.classes]
+        self.class_priority = [c.priority for c in scenario.classes]
+        self.class_resource = [c.resource for c in scenario.classes]
+        self.priority_links = scenario.config.network.link_scheduling == "strict_priority"
+        limit = scenario.config.network.queue_limit_bytes
+        self.queue_limit = float("inf") if limit is None else float(limit)
+        self.reset(seed)
+
+    # ----------------------------------------------------------------------- lifecycle
+    def reset(self, seed: int) -> None:
+        """Start over at t = 0 with empty queues and the arrivals of ``seed``."""
+        net = self.net
+        self.seed = seed
+        self.now = 0.0
+        self._heap: list = []
+        self._seq = 0
+        self._q_free = [0.0] * net.n_queues
+        self._q_busy_s = [0.0] * net.n_queues
+        self._q_ok = [True] * net.n_queues
+        self._pool_free = [[0.0] * c for c in net.pool_servers]
+        self._pool_busy_s = [0.0] * len(net.pool_servers)
+        self._pool_ok = [True] * len(net.pool_servers)
+        self._site_viol = [0.0] * len(net.topology.nodes)
+        self._link_down = [0] * len(net.topology.links)
+        self._node_down = [0] * len(net.topology.nodes)
+        self.fault_epoch = 0
+        self._mask_cache: dict[tuple[int, str], tuple[int, np.ndarray]] = {}
+        self._waiting: dict[int, list[list]] = {}  # priority mode: queue -> levels of tasks
+        self._waiting_bytes = [0.0] * net.n_queues
+        self._workload = self.scenario.workload(seed)
+        self._batch = self._workload.next_batch()
+        self._ptr = 0
+        self._next_id = 0
+        self.records: list[tuple] = []
+        self.in_flight = 0
+        self.pending: Arrival | None = None
+        self._faults: list = []
+        for t, kind, idx, up in self.scenario.scheduled_faults:
+            self._push_fault(t, kind, idx, up)
+        rf = self.scenario.config.faults.random
+        self._fault_rng = np.random.default_rng([seed, 0xFA17])
+        if rf is not None:
+            for link in self._random_fault_links():
+                self._push_fault(self._fault_rng.exponential(rf.link_mtbf_s), "rlink", link, False)
+
+    def _random_fault_links(self) -> list[int]:
+        """Links between network nodes (not factory uplinks or site attachments)."""
+        nodes = self.net.topology.nodes
+        network_roles = ("access", "aggregation", "core")
+        return [
+            i
+            for i, link in enumerate(self.net.topology.links)
+            if nodes[link.a].role in network_roles and nodes[link.b].role in network_roles
+        ]
+
+    # ----------------------------------------------------------------------- decisions
+    def next_arrival(self) -> Arrival:
+        """Advance the simulation to the next task arrival and return it (not yet placed)."""
+        while self._ptr >= self._batch.time_s.size:
+            self._batch = self._workload.next_batch()
+            self._ptr = 0
+        b, i = self._batch, self._ptr
+        t = float(b.time_s[i])
+        self.advance(t)
+        self.pending = Arrival(
+            self._next_id,
+            t,
+            int(b.cls[i]),
+            int(b.factory[i]),
+            float(b.up_bytes[i]),
+            float(b.down_bytes[i]),
+            float(b.work_s[i]),
+        )
+        return self.pending
+
+    def candidates(self, arrival: Arrival) -> CandidateSet:
+        """The K candidate slots of this task (by factory and the class's resource type)."""
+        return self.net.candidates[arrival.factory][self.class_resource[arrival.cls]]
+
+    def mask(self, arrival: Arrival) -> np.ndarray:
+        """Feasible slots, shape (K,), bool: a candidate exists and all its elements are up.
+
+        The array is cached until the next fault; callers must not modify it."""
+        key = (arrival.factory, self.class_resource[arrival.cls])
+        cached = self._mask_cache.get(key)
+        if cached is not None and cached[0] == self.fault_epoch:
+            return cached[1]
+        cset = self.net.candidates[key[0]][key[1]]
+        mask = cset.present.copy()
+        if self.fault_epoch:
+            for k, c in enumerate(cset.slots):
+                if c is not None:
+                    mask[k] = self._pool_ok[c.pool] and all(self._q_ok[q] for q in c.trip if q >= 0)
+        self._mask_cache[key] = (self.fault_epoch, mask)
+        return mask
+
+    def dispatch(self, arrival: Arrival, slot: int) -> bool:
+        """Place ``arrival`` on candidate ``slot``. An infeasible slot drops the task as
+        ``rejected`` (a violation). Returns whether the slot was feasible."""
+        self._ptr += 1
+        self._next_id += 1
+        valid = 0 <= slot < self.net.K and bool(self.mask(arrival)[slot])
+        cand = self.candidates(arrival).slots[slot] if valid else None
+        site = cand.site if cand is not None else -1
+        task = [
+            cand.trip if cand else (),
+            0,
+            0,
+            arrival.up_bytes,
+            arrival.down_bytes,
+            arrival.work_s,
+            arrival.time_s,
+            arrival.cls,
+            arrival.factory,
+            slot,
+            site,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            arrival.task_id,
+            self.class_priority[arrival.cls],
+            0.0,
+        ]
+        self.in_flight += 1
+        if cand is None:
+            self._drop(task, DROP_REJECTED)
+            return False
+        task[_CSTAGE] = cand.trip.index(-(cand.pool + 1))
+        self._seq += 1
+        heappush(self._heap, (arrival.time_s, self._seq, task))
+        return True
+
+    # ----------------------------------------------------------------------- time
+    def advance(self, until: float) -> None:
+        """Process every event (and fault) with time <= ``until``; the clock ends at ``until``."""
+        faults = self._faults
+        while faults and faults[0][0] <= until:
+            t = faults[0][0]
+            self._run_events(t)
+            self._apply_fault(*heappop(faults))
+        self._run_events(until)
+        self.now = max(self.now, until)
+
+    def drain(self) -> None:
+        """Run until every dispatched task has finished (no new arrivals are admitted)."""
+        while self._heap:
+            self.advance(self._heap[0][0])
+
+    def _run_events(self, until: float) -> None:
+        heap = self._heap
+        q_free, q_busy, q_ok = self._q_free, self._q_busy_s, self._q_ok
+        q_spb, q_delay = self.net.q_s_per_byte, self.net.q_delay_s
+        pool_free, pool_ok, pool_speed = self._pool_free, self._pool_ok, self.net.pool_speed
+        pool_busy = self._pool_busy_s
+        limit, prio = self.queue_limit, self.priority_links
+        while heap and heap[0][0] <= until:
+            t, _, task = heappop(heap)
+            if task.__class__ is int:  # a strict-priority link finished a transmission
+                self._serve_next(task, t)
+                continue
+            trip, st = task[_TRIP], task[_STAGE]
+            if st == len(trip):
+                self._complete(task, t)
+                continue
+            r = trip[st]
+            if r >= 0:  # ---- a link direction
+                if not q_ok[r]:
+                    self._drop(task, DROP_FAILED)
+                    continue
+                nbytes = task[_UP] if st < task[_CSTAGE] else task[_DOWN]
+                if prio:
+                    self._enqueue_priority(task, r, t, nbytes)
+                    continue
+                free = q_free[r]
+                start = free if free > t else t
+                if start > t and (start - t) / q_spb[r] + nbytes > limit:
+                    self._drop(task, DROP_QUEUE_FULL)
+                    continue
+                ser = nbytes * q_spb[r]
+                done = start + ser
+                q_free[r] = done
+                q_busy[r] += ser
+                task[_LWAIT] += start - t
+                task[_SER] += ser
+                task[_PROP] += q_delay[r]
+                task[_STAGE] = st + 1
+                self._seq += 1
+                heappush(heap, (done + q_delay[r], self._seq, task))
+            else:  # ---- the compute pool
+                p = -r - 1
+                if not pool_ok[p]:
+                    self._drop(task, DROP_FAILED)
+                    continue
+                servers = pool_free[p]
+                free = servers[0]
+                start = free if free > t else t
+                svc = task[_WORK] / pool_speed[p]
+                heapreplace(servers, start + svc)
+                pool_busy[p] += svc
+                task[_CWAIT] = start - t
+                task[_CSVC] = svc
+                task[_STAGE] = st + 1
+                self._seq += 1
+                heappush(heap, (start + svc, self._seq, task))
+
+    # ----------------------------------------------------------------------- strict priority
+    def _enqueue_priority(self, task: list, r: int, t: float, nbytes: float) -> None:
+        levels = self._waiting.get(r)
+        idle = self._q_free[r] <= t and not (levels and any(levels))
+        if idle:
+            self._transmit(task, r, t, t)
+            return
+        backlog = max(0.0, self._q_free[r] - t) / self.net.q_s_per_byte[r] + self._waiting_bytes[r]
+        if backlog + nbytes > self.queue_limit:
+            self._drop(task, DROP_QUEUE_FULL)
+            return
+        if levels is None:
+            levels = self._waiting[r] = [[] for _ in range(max(self.class_priority) + 1)]
+        task[_ENQ] = t
+        levels[task[_PRIO]].append(task)
+        self._waiting_bytes[r] += nbytes
+
+    def _serve_next(self, r: int, t: float) -> None:
+        """Link ``r`` became free at ``t``: start the highest-priority waiting task."""
+        for level in self._waiting.get(r, ()):
+            if level:
+                task = level.pop(0)
+                nbytes = task[_UP] if task[_STAGE] < task[_CSTAGE] else task[_DOWN]
+                self._waiting_bytes[r] -= nbytes
+                if not self._q_ok[r]:
+                    self._drop(task, DROP_FAILED)
+                    continue
+                self._transmit(task, r, task[_ENQ], t)
+                return
+
+    def _transmit(self, task: list, r: int, t_arrive: float, start: float) -> None:
+        nbytes = task[_UP] if task[_STAGE] < task[_CSTAGE] else task[_DOWN]
+        ser = nbytes * self.net.q_s_per_byte[r]
+        done = start + ser
+        delay = self.net.q_delay_s[r]
+        self._q_free[r] = done
+        self._q_busy_s[r] += ser
+        task[_LWAIT] += start - t_arrive
+        task[_SER] += ser
+        task[_PROP] += delay
+        task[_STAGE] += 1
+        self._seq += 1
+        heappush(self._heap, (done + delay, self._seq, task))
+        self._seq += 1
+        heappush(self._heap, (done, self._seq, r))
+
+    # ----------------------------------------------------------------------- outcomes
+    def _complete(self, task: list, t: float) -> None:
+        latency = t - task[_T0]
+        late = latency > self.deadline_s[task[_CLS]]
+        site = task[_SITE]
+        self._site_viol[site] += self.ewma_alpha * (late - self._site_viol[site])
+        self.in_flight -= 1
+        self.records.append(
+            (
+                task[_ID],
+                task[_CLS],
+                task[_FAC],
+                task[_SLOT],
+                site,
+                task[_T0],
+                latency,
+                task[_LWAIT],
+                task[_SER],
+                task[_PROP],
+                task[_CWAIT],
+                task[_CSVC],
+                LATE if late else ON_TIME,
+                DROP_NONE,
+            )
+        )
+
+    def _drop(self, task: list, reason: int) -> None:
+        site = task[_SITE]
+        if site >= 0:
+            self._site_viol[site] += self.ewma_alpha * (1.0 - self._site_viol[site])
+        self.in_flight -= 1
+        self.records.append(
+            (
+                task[_ID],
+                task[_CLS],
+                task[_FAC],
+                task[_SLOT],
+                site,
+                task[_T0],
+                float("nan"),
+                task[_LWAIT],
+                task[_SER],
+                task[_PROP],
+                task[_CWAIT],
+                task[_CSVC],
+                DROPPED,
+                reason,
+            )
+        )
+
+    # ----------------------------------------------------------------------- faults
+    def _push_fault(self, t: float, kind: str, idx: int, up: bool) -> None:
+        self._seq += 1
+        heappush(self._faults, (t, self._seq, kind, idx, up))
+
+    def _apply_fault(self, t: float, _seq: int, kind: str, idx: int, up: bool) -> None:
+        delta = -1 if up else 1
+        if kind == "node":
+            self._node_down[idx] += delta
+        else:
+            self._link_down[idx] += delta
+        if kind == "rlink":
+            rf = self.scenario.config.faults.random
+            mean = rf.link_mtbf_s if up else rf.link_mttr_s
+            self._push_fault(t + self._fault_rng.exponential(mean), "rlink", idx, not up)
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        net = self.net
+        for q in range(net.n_queues):
+            a, b = net.q_nodes[q]
+            self._q_ok[q] = (
+                self._link_down[net.q_link[q]] == 0
+                and self._node_down[a] == 0
+                and self._node_down[b] == 0
+            )
+        for p, site in enumerate(net.pool_site):
+            self._pool_ok[p] = self._node_down[site] == 0
+        self.fault_epoch += 1
+
+    # ----------------------------------------------------------------------- telemetry
+    def telemetry(self, arrival: Arrival) -> dict[str, np.ndarray]:
+        """What a scheduler could measure now, per candidate slot (arrays of shape (K,)).
+
+        Keys (times in us): ``base_rtt_us`` (propagation + forwarding, both ways),
+        ``serialisation_us`` (this task's payloads over the path), ``up_backlog_us`` and
+        ``down_backlog_us`` (sum of the links' current transmit backlog along the path),
+        ``compute_wait_us`` (until the earliest server frees), ``compute_us`` (this task's service
+        time there), ``servers``, ``tier`` (index into SITE_TIERS, -1 empty),
+        ``recent_violation`` (site's moving average of violations, 0..1), ``valid``.
+        """
+        cset = self.candidates(arrival)
+        now = self.now
+        q_free, pool_free, site_viol = self._q_free, self._pool_free, self._site_viol
+        k = len(cset.slots)
+        up_b = np.zeros(k)
+        down_b = np.zeros(k)
+        cwait = np.zeros(k)
+        viol = np.zeros(k)
+        cst = 0
+        for i, c in enumerate(cset.slots):
+            if c is None:
+                continue
+            trip = c.trip
+            cst = trip.index(-(c.pool + 1))
+            up_b[i] = sum(max(0.0, q_free[q] - now) for q in trip[:cst])
+            down_b[i] = sum(max(0.0, q_free[q] - now) for q in trip[cst + 1 :])
+            cwait[i] = max(0.0, pool_free[c.pool][0] - now)
+            viol[i] = site_viol[c.site]
+        return {
+            "base_rtt_us": cset.base_rtt_s * 1e6,
+            "serialisation_us": (
+                arrival.up_bytes * cset.up_s_per_byte + arrival.down_bytes * cset.down_s_per_byte
+            )
+            * 1e6,
+            "up_backlog_us": up_b * 1e6,
+            "down_backlog_us": down_b * 1e6,
+            "compute_wait_us": cwait * 1e6,
+            "compute_us": arrival.work_s / cset.speed * 1e6,
+            "servers": cset.servers.astype(float),
+            "tier": cset.tier,
+            "recent_violation": viol,
+            "valid": self.mask(arrival),
+        }
+
+    # ----------------------------------------------------------------------- results
+    def record_array(self) -> np.ndarray:
+        """All finished tasks as a structured array with the columns of RECORD_FIELDS."""
+        dtype = [(f, "i8") for f in RECORD_FIELDS[:5]] + [(f, "f8") for f in RECORD_FIELDS[5:12]]
+        dtype += [("status", "i8"), ("reason", "i8")]
+        return np.array(self.records, dtype=dtype) if self.records else np.zeros(0, dtype=dtype)
+
+    def utilisation(self) -> dict[str, dict[str, float]]:
+        """Busy share of each link direction and pool over [0, now] (0..1, by name)."""
+        if self.now <= 0:
+            return {"links": {}, "pools": {}}
+        nodes = self.net.topology.nodes
+        links = {
+            f"{nodes[a].name}->{nodes[b].name}": self._q_busy_s[q] / self.now
+            for q, (a, b) in enumerate(self.net.q_nodes)
+        }
+        pools = {
+            f"{nodes[s].name}/{r}": self._pool_busy_s[p] / (self.now * self.net.pool_servers[p])
+            for p, (s, r) in enumerate(zip(self.net.pool_site, self.net.pool_resource))
+        }
+        return {"links": links, "pools": pools}

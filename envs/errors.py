@@ -1,0 +1,18 @@
+"""Errors raised for bad user input (scenario files, topology files, arguments)."""
+
+from __future__ import annotations
+
+
+class ScenarioError(ValueError):
+    """A scenario, topology or config input is invalid.
+
+    The message always names the source (file or scenario name), the field and the reason,
+    so the CLI can print it as one line without a traceback.
+    """
+
+    def __init__(self, source: str, field: str, reason: str) -> None:
+        self.source = source
+        self.field = field
+        self.reason = reason
+        where = f"{source}: {field}" if field else source
+        super().__init__(f"{where}: {reason}")

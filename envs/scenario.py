@@ -1,0 +1,307 @@
+"""Load, validate and build scenarios.
+
+``load_scenario`` accepts a shipped scenario name (``envs/scenarios/<name>.yaml``), a path to a
+YAML file, a plain dict or a :class:`~envs.config.ScenarioConfig`, and returns a built
+:class:`Scenario`. Every problem raises :class:`~envs.errors.ScenarioError` naming the file, the
+field and the reason; nothing is built half-way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import yaml
+from pydantic import ValidationError
+
+from envs import config as schema
+from envs import generators
+from envs.errors import ScenarioError
+from envs.graphml import load_graphml
+from envs.network import CompiledNetwork
+from envs.topology import Topology
+from envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+DATA_DIR = Path(__file__).parent / "data"
+DEFAULT_SCENARIO = "sunflower-metro"
+
+
+def list_scenarios() -> list[str]:
+    """Names of the shipped scenarios."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+# Discriminated unions put the tag into an error's location (topology.sunflower.petals);
+# these tags are dropped so the message names the field as written in the file.
+_UNION_TAGS = {
+    "explicit",
+    "sunflower",
+    "ring",
+    "grid",
+    "random_geometric",
+    "graphml",
+    "constant",
+    "uniform",
+    "exponential",
+    "lognormal",
+    "periodic",
+    "poisson",
+}
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validate_config(data: Any, source: str) -> schema.ScenarioConfig:
+    """Validate plain data as a scenario; the first error becomes a ``ScenarioError``."""
+    if not isinstance(data, dict):
+        raise ScenarioError(source, "", "a scenario must be a YAML mapping at the top level")
+    try:
+        return schema.ScenarioConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        loc = tuple(p for p in first["loc"] if p not in _UNION_TAGS)
+        reason = first["msg"]
+        if first["type"] == "extra_forbidden":
+            reason = "unknown key"
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        raise ScenarioError(source, _format_loc(loc), reason + more) from None
+
+
+def read_config(path: Path) -> schema.ScenarioConfig:
+    """Read and validate a scenario YAML file."""
+    if not path.is_file():
+        raise ScenarioError(str(path), "", "file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(str(path), "", f"not valid YAML: {exc}") from None
+    return validate_config(data, str(path))
+
+
+def resolve_config(
+    spec: str | Path | dict | schema.ScenarioConfig,
+) -> tuple[schema.ScenarioConfig, str, Path]:
+    """Turn a name, path, dict or config into (config, source label, base directory)."""
+    if isinstance(spec, schema.ScenarioConfig):
+        return spec, f"<scenario {spec.name}>", DATA_DIR
+    if isinstance(spec, dict):
+        return validate_config(spec, "<dict>"), "<dict>", DATA_DIR
+    text = str(spec)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return read_config(path), str(path), path.resolve().parent
+    shipped = SCENARIO_DIR / f"{text}.yaml"
+    if not shipped.is_file():
+        raise ScenarioError(
+            text, "scenario", f"unknown scenario; shipped: {', '.join(list_scenarios())}"
+        )
+    return read_config(shipped), str(shipped), SCENARIO_DIR
+
+
+@dataclass
+class Scenario:
+    """A built scenario: topology, compiled network, task classes, sources and faults."""
+
+    config: schema.ScenarioConfig
+    source: str
+    topology: Topology
+    network: CompiledNetwork
+    classes: list[schema.TaskClassConfig]  # in CLASS_NAMES order
+    sources: list[tuple[int, int, schema.PeriodicArrivals | schema.PoissonArrivals, float]]
+    factory_names: list[str]
+    scheduled_faults: list[tuple[float, str, int, bool]]  # (time s, "link"|"node", index, up)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def workload(self, seed: int) -> WorkloadGenerator:
+        """A fresh arrival generator; the same seed gives the same arrivals."""
+        return WorkloadGenerator(self.sources, self.classes, seed)
+
+
+def _build_topology(cfg: schema.ScenarioConfig, source: str, base: Path) -> Topology:
+    spec = cfg.topology
+    try:
+        if isinstance(spec, schema.GraphMLTopology):
+            path = Path(spec.path)
+            if not path.is_absolute():
+                path = base / path if (base / path).exists() else DATA_DIR / path
+            return load_graphml(path, spec, cfg.sites)
+        builder = {
+            "explicit": generators.explicit,
+            "sunflower": generators.sunflower,
+            "ring": generators.ring,
+            "grid": generators.grid,
+            "random_geometric": generators.random_geometric,
+        }[spec.generator]
+        return builder(spec, cfg.sites)
+    except ValueError as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(source, "topology", str(exc)) from None
+
+
+def _attach_factories(
+    topo: Topology, cfg: schema.ScenarioConfig, source: str
+) -> tuple[list[int], dict[int, int]]:
+    """Add factory nodes (and their on-prem sites); return factory indices and site owners."""
+    free_access = topo.by_role("access") or topo.by_role("aggregation")
+    factories, private = [], {}
+    for i, fac in enumerate(cfg.factories):
+        field = f"factories[{i}]"
+        if fac.attach is not None:
+            if fac.attach not in topo.index:
+                raise ScenarioError(source, f"{field}.attach", f"no node named {fac.attach!r}")
+            attach = topo.index[fac.attach]
+        elif free_access:
+            attach = free_access[
+                (i * max(1, len(free_access) // len(cfg.factories))) % len(free_access)
+            ]
+        else:
+            raise ScenarioError(source, f"{field}.attach", "no access node to attach to")
+        anchor = topo.nodes[attach]
+        try:
+            f = topo.add_node(fac.name, "factory", anchor.x_km, anchor.y_km - fac.uplink_km)
+            topo.add_link(
+                fac.name,
+                anchor.name,
+                capacity_gbps=fac.uplink_gbps,
+                forwarding_us=fac.uplink_forwarding_us,
+                length_km=fac.uplink_km,
+            )
+            pools = generators.pools_of(fac.on_prem)
+            if pools:
+                site = topo.add_node(
+                    f"{fac.name}-on_prem",
+                    "on_prem",
+                    anchor.x_km,
+                    anchor.y_km - fac.uplink_km - 0.2,
+                    pools,
+                )
+                topo.add_link(
+                    fac.name,
+                    f"{fac.name}-on_prem",
+                    capacity_gbps=fac.lan_gbps,
+                    forwarding_us=1.0,
+                    length_km=0.2,
+                )
+                private[site] = f
+        except ValueError as exc:
+            raise ScenarioError(source, f"{field}.name", str(exc)) from None
+        factories.append(f)
+    return factories, private
+
+
+def _apply_fiber_overrides(topo: Topology, cfg: schema.ScenarioConfig, source: str) -> None:
+    for i, ov in enumerate(cfg.network.fiber_overrides):
+        field = f"network.fiber_overrides[{i}]"
+        for end in (ov.a, ov.b):
+            if end not in topo.index:
+                raise ScenarioError(source, field, f"no node named {end!r}")
+        link = topo.find_link(topo.index[ov.a], topo.index[ov.b])
+        if link is None:
+            raise ScenarioError(source, field, f"no link between {ov.a!r} and {ov.b!r}")
+        topo.links[link].fiber = ov.fiber
+
+
+def _faults(
+    topo: Topology, cfg: schema.ScenarioConfig, source: str
+) -> list[tuple[float, str, int, bool]]:
+    events = []
+    for i, fault in enumerate(cfg.faults.scheduled):
+        field = f"faults.scheduled[{i}].element"
+        if "--" in fault.element:
+            a, b = fault.element.split("--", 1)
+            if a not in topo.index or b not in topo.index:
+                raise ScenarioError(source, field, f"unknown node in link {fault.element!r}")
+            link = topo.find_link(topo.index[a], topo.index[b])
+            if link is None:
+                raise ScenarioError(source, field, f"no link {fault.element!r}")
+            kind, idx = "link", link
+        elif fault.element in topo.index:
+            kind, idx = "node", topo.index[fault.element]
+        else:
+            raise ScenarioError(
+                source, field, f"{fault.element!r} is neither a node nor a link 'a--b'"
+            )
+        events.append((fault.down_at_s, kind, idx, False))
+        if fault.up_at_s is not None:
+            events.append((fault.up_at_s, kind, idx, True))
+    return sorted(events)
+
+
+def _classes(cfg: schema.ScenarioConfig) -> list[schema.TaskClassConfig]:
+    out = []
+    for name in schema.CLASS_NAMES:
+        base = DEFAULT_CLASSES[name].model_dump()
+        override = cfg.classes.get(name)
+        if override is not None:
+            base.update(override.model_dump(exclude_none=True))
+        out.append(schema.TaskClassConfig.model_validate(base))
+    return out
+
+
+def build_scenario(
+    cfg: schema.ScenarioConfig, source: str = "<scenario>", base: Path = DATA_DIR
+) -> Scenario:
+    """Build topology, network, classes, sources and faults from a validated config."""
+    topo = _build_topology(cfg, source, base)
+    factories, private = _attach_factories(topo, cfg, source)
+    _apply_fiber_overrides(topo, cfg, source)
+    graph = topo.graph()
+    if not nx.is_connected(graph):
+        parts = sorted(nx.connected_components(graph), key=len)
+        lonely = topo.nodes[min(parts[0])].name
+        raise ScenarioError(
+            source,
+            "topology",
+            f"the network is disconnected ({len(parts)} components); "
+            f"node {lonely!r} cannot reach the rest",
+        )
+    net = CompiledNetwork(topo, factories, private, cfg.candidates.sites, cfg.candidates.paths)
+    classes = _classes(cfg)
+    sources = []
+    for f, fac in enumerate(cfg.factories):
+        profile = dict(PROFILES.get(fac.profile, {}))
+        profile.update(fac.workload)
+        for c, name in enumerate(schema.CLASS_NAMES):
+            if name not in profile:
+                continue
+            resource = classes[c].resource
+            if not net.candidates[f][resource].present.any():
+                raise ScenarioError(
+                    source,
+                    f"factories[{f}].workload.{name}",
+                    f"factory {fac.name!r} has {name} tasks but no reachable "
+                    f"compute site with a {resource.upper()} pool",
+                )
+            sources.append((f, c, profile[name], fac.scale))
+    return Scenario(
+        cfg,
+        source,
+        topo,
+        net,
+        classes,
+        sources,
+        [f.name for f in cfg.factories],
+        _faults(topo, cfg, source),
+    )
+
+
+def load_scenario(spec: str | Path | dict | schema.ScenarioConfig) -> Scenario:
+    """Load and build a scenario from a name, a YAML path, a dict or a config object."""
+    cfg, source, base = resolve_config(spec)
+    return build_scenario(cfg, source, base)

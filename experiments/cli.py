@@ -1,0 +1,50 @@
+"""The ``millinet`` command line.
+
+Each sub-command lives in ``experiments/commands/<name>.py`` and exposes
+``register(subparsers)`` (adds its parser and sets ``func``). Heavy libraries (torch, ray) are
+imported inside the command's function, so ``millinet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from envs.errors import ScenarioError
+
+COMMANDS = ("scenarios", "simulate", "bench", "demo")
+
+
+class UserError(Exception):
+    """A user-facing error: printed as one line, exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="millinet",
+        description="RL research framework for 1 ms city compute networks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"experiments.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``millinet`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ScenarioError, UserError) as exc:
+        print(f"millinet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"millinet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``millinet`` CLI, one module each."""
