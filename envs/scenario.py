@@ -79,15 +79,46 @@ def validate_config(data: Any, source: str) -> schema.ScenarioConfig:
         raise ScenarioError(source, _format_loc(loc), reason + more) from None
 
 
-def read_config(path: Path) -> schema.ScenarioConfig:
-    """Read and validate a scenario YAML file."""
+def _deep_merge(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base``: mappings merge recursively, other values replace."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """Read a scenario file as plain data, resolving ``extends: <name or path>`` recursively."""
     if not path.is_file():
         raise ScenarioError(str(path), "", "file not found")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ScenarioError(str(path), "", f"not valid YAML: {exc}") from None
-    return validate_config(data, str(path))
+    if not isinstance(data, dict):
+        raise ScenarioError(str(path), "", "a scenario must be a YAML mapping at the top level")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    parent_path = Path(str(parent))
+    if parent_path.suffix not in (".yaml", ".yml"):
+        parent_path = SCENARIO_DIR / f"{parent}.yaml"
+    elif not parent_path.is_absolute():
+        parent_path = path.parent / parent_path
+    if parent_path.resolve() in chain or parent_path.resolve() == path.resolve():
+        raise ScenarioError(str(path), "extends", f"circular extends via {parent!r}")
+    if not parent_path.is_file():
+        raise ScenarioError(str(path), "extends", f"base scenario {parent!r} not found")
+    base = _read_yaml(parent_path, (*chain, path.resolve()))
+    return _deep_merge(base, data)
+
+
+def read_config(path: Path) -> schema.ScenarioConfig:
+    """Read and validate a scenario YAML file (``extends`` resolved)."""
+    return validate_config(_read_yaml(path), str(path))
 
 
 def resolve_config(
