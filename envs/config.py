@@ -11,13 +11,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from envs.features import CLASS_NAMES, SITE_TIERS  # numpy-only single source of names
 from envs.physics import FIBER_TYPES
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
-CLASS_NAMES = ("robot_sync", "agv_dispatch", "vision_qa")
 RESOURCES = ("cpu", "gpu")
-SITE_TIERS = ("on_prem", "edge", "city")
 NODE_ROLES = ("factory", "access", "aggregation", "core", *SITE_TIERS)
 
 
