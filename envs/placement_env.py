@@ -71,7 +71,9 @@ class PlacementEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown agent_classes {unknown}; known: {list(CLASS_NAMES)}")
         if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+            # TypeError, not ValueError: SB3's make_vec_env asks for "rgb_array" and retries
+            # without a render mode only on TypeError.
+            raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         if background_policy == "nearest":
             background_policy = nearest_slot
         elif not callable(background_policy):
