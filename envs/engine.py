@@ -429,6 +429,10 @@ class Engine:
         """What a scheduler could measure now: shape (K, 10), columns
         ``envs.features.TELEMETRY_FIELDS`` (backlogs are the links' current transmit backlog
         summed along the path; compute wait is until the pool's earliest server frees)."""
+        return np.array(self.telemetry_rows(arrival))
+
+    def telemetry_rows(self, arrival: Arrival) -> list[tuple[float, ...]]:
+        """``telemetry`` as K plain tuples (the env's fast path into the featuriser)."""
         cset = self.candidates(arrival)
         mask = self.mask(arrival).tolist()
         now = self.now
@@ -451,19 +455,17 @@ class Engine:
                 up * 1e6, down * 1e6, (free - now) * 1e6 if free > now else 0.0,
                 work_us / c.speed, c.servers, c.tier, site_viol[c.site],
             )  # fmt: skip
-        return np.array(rows)
+        return rows
 
     def task_vector(self, arrival: Arrival) -> np.ndarray:
         """The task as ``envs.features.TASK_FIELDS``: shape (5,)."""
-        return np.array(
-            [
-                arrival.cls,
-                arrival.up_bytes,
-                arrival.down_bytes,
-                arrival.work_s * 1e6,
-                self.deadline_s[arrival.cls] * 1e6,
-            ]
-        )
+        return np.array(self.task_row(arrival))
+
+    def task_row(self, arrival: Arrival) -> tuple[float, ...]:
+        """``task_vector`` as a plain tuple (the env's fast path into the featuriser)."""
+        deadline_us = self.deadline_s[arrival.cls] * 1e6
+        return (arrival.cls, arrival.up_bytes, arrival.down_bytes, arrival.work_s * 1e6,
+                deadline_us)  # fmt: skip
 
     # ----------------------------------------------------------------------- results
     def record_array(self) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 
 from envs.config import CLASS_NAMES, ScenarioConfig
 from envs.engine import DROPPED, Arrival, Engine
-from envs.features import FEATURE_CLIP, featurize_trusted, observation_size
+from envs.features import FEATURE_CLIP, featurize_rows, observation_size
 from envs.metrics import summarize
 from envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 from envs.simulation import nearest_slot
@@ -152,7 +152,7 @@ class PlacementEnv(gym.Env):
             if self._agent_cls[arrival.cls]:
                 break
             engine.dispatch(arrival, self._background(engine, arrival))
-        self._obs = featurize_trusted(engine.task_vector(arrival), engine.telemetry(arrival))
+        self._obs = featurize_rows(engine.task_row(arrival), engine.telemetry_rows(arrival))
         return arrival
 
     def _harvest(self) -> tuple[float, float]:

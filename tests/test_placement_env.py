@@ -155,8 +155,9 @@ def test_works_in_vector_envs():
     # Subprocess workers start with an empty Gymnasium registry: the "module:id" form makes
     # each worker import ``envs`` (which registers the env) before making it.
     for cls in (DummyVecEnv, SubprocVecEnv):
-        venv = make_vec_env("envs:millinet/Placement-v0", n_envs=2, env_kwargs=kwargs,
-                            vec_env_cls=cls)
+        venv = make_vec_env(
+            "envs:millinet/Placement-v0", n_envs=2, env_kwargs=kwargs, vec_env_cls=cls
+        )
         venv.seed(0)
         venv.reset()
         masks = np.stack(venv.env_method("action_masks"))
