@@ -220,7 +220,7 @@ class Engine:
         if cand is None:
             self._drop(task, DROP_REJECTED)
             return False
-        task[_CSTAGE] = cand.trip.index(-(cand.pool + 1))
+        task[_CSTAGE] = cand.compute_stage
         self._seq += 1
         heappush(self._heap, (arrival.time_s, self._seq, task))
         return True
@@ -248,10 +248,13 @@ class Engine:
         pool_free, pool_ok, pool_speed = self._pool_free, self._pool_ok, self.net.pool_speed
         pool_busy = self._pool_busy_s
         limit, prio = self.queue_limit, self.priority_links
+        seq = self._seq  # local copy in the hot loop; synced around calls that push events
         while heap and heap[0][0] <= until:
             t, _, task = heappop(heap)
             if task.__class__ is int:  # a strict-priority link finished a transmission
+                self._seq = seq
                 self._serve_next(task, t)
+                seq = self._seq
                 continue
             trip, st = task[_TRIP], task[_STAGE]
             if st == len(trip):
@@ -264,7 +267,9 @@ class Engine:
                     continue
                 nbytes = task[_UP] if st < task[_CSTAGE] else task[_DOWN]
                 if prio:
+                    self._seq = seq
                     self._enqueue_priority(task, r, t, nbytes)
+                    seq = self._seq
                     continue
                 free = q_free[r]
                 start = free if free > t else t
@@ -279,8 +284,8 @@ class Engine:
                 task[_SER] += ser
                 task[_PROP] += q_delay[r]
                 task[_STAGE] = st + 1
-                self._seq += 1
-                heappush(heap, (done + q_delay[r], self._seq, task))
+                seq += 1
+                heappush(heap, (done + q_delay[r], seq, task))
             else:  # ---- the compute pool
                 p = -r - 1
                 if not pool_ok[p]:
@@ -295,8 +300,9 @@ class Engine:
                 task[_CWAIT] = start - t
                 task[_CSVC] = svc
                 task[_STAGE] = st + 1
-                self._seq += 1
-                heappush(heap, (start + svc, self._seq, task))
+                seq += 1
+                heappush(heap, (start + svc, seq, task))
+        self._seq = seq
 
     # ----------------------------------------------------------------------- strict priority
     def _enqueue_priority(self, task: list, r: int, t: float, nbytes: float) -> None:

@@ -34,6 +34,7 @@ class Candidate:
     links: tuple[int, ...]  # link indices along the path
     trip: tuple[int, ...]  # queue ids up, -(pool+1), queue ids down
     up: tuple[int, ...]  # uplink queue ids
+    compute_stage: int  # index of the pool in ``trip`` (= number of uplink hops)
     down: tuple[int, ...]  # downlink queue ids
     base_rtt_s: float  # propagation + forwarding, both directions (s)
     up_s_per_byte: float  # sum of serialisation time per byte over the uplink hops (s/B)
@@ -128,6 +129,7 @@ class CompiledNetwork:
             links=links,
             trip=(*up, -(pool + 1), *down),
             up=up,
+            compute_stage=len(up),
             down=down,
             base_rtt_s=2 * one_way,
             up_s_per_byte=sum(self.q_s_per_byte[q] for q in up),
