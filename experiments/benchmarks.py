@@ -1,0 +1,346 @@
+"""Benchmarks behind ``millinet bench``; each ``bench_<name>(out_dir)`` writes ``<name>.json``.
+
+``bench_sim`` measures the simulator (DESIGN.md section 2, "Fast"):
+
+a. engine throughput: simulated tasks per second of wall time on ``sunflower-metro`` under
+   ``nearest_slot`` (median of a few repeats);
+b. the independent SimPy model (``tests/simpy_reference.py``) on the same tasks and decisions:
+   its tasks per second, the engine/SimPy speed ratio, and the largest per-task latency
+   difference between the two (a free large-scale cross-check);
+c. per-task cost on a ~20-node and a ~2,000-node city with the same factories, workload and
+   local neighbourhood (the small grid is the corner of the large one), and their ratio.
+
+Targets are recorded next to the measurements; they are never asserted here (timings depend on
+the machine). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from envs.engine import DROPPED, Arrival, Engine
+from envs.scenario import Scenario, load_scenario
+from envs.simulation import nearest_slot, simulate
+from experiments.cli import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {
+    "engine_tasks_per_s_min": 100_000,
+    "speedup_vs_simpy_min": 20.0,
+    "cost_ratio_2000_vs_20_nodes_max": 1.5,
+}
+
+
+def _log(msg: str) -> None:
+    print(f"bench sim: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- traces
+@dataclass
+class Trace:
+    """The tasks an engine run placed (feasible slots only), as plain per-task lists."""
+
+    task_id: list[int] = field(default_factory=list)
+    arrival_s: list[float] = field(default_factory=list)
+    trips: list[tuple[int, ...]] = field(default_factory=list)
+    up_bytes: list[float] = field(default_factory=list)
+    down_bytes: list[float] = field(default_factory=list)
+    work_s: list[float] = field(default_factory=list)
+    priority: list[int] = field(default_factory=list)  # the class's link priority (0 = highest)
+
+    def __len__(self) -> int:
+        return len(self.task_id)
+
+
+def traced_run(
+    scenario: Scenario,
+    choose: Callable[[Engine, Arrival], int],
+    duration_s: float,
+    seed: int = 0,
+) -> tuple[np.ndarray, Trace]:
+    """Run the engine like ``simulate`` and also capture every placed task and its trip.
+
+    Returns the engine's records (``Engine.record_array()``) and the :class:`Trace`.
+    """
+    engine = Engine(scenario, seed)
+    trace = Trace()
+    prio = [c.priority for c in scenario.classes]
+    while True:
+        a = engine.next_arrival()
+        if a.time_s >= duration_s:
+            break
+        slot = choose(engine, a)
+        if engine.dispatch(a, slot):
+            trace.task_id.append(a.task_id)
+            trace.arrival_s.append(a.time_s)
+            trace.trips.append(engine.candidates(a).slots[slot].trip)
+            trace.up_bytes.append(a.up_bytes)
+            trace.down_bytes.append(a.down_bytes)
+            trace.work_s.append(a.work_s)
+            trace.priority.append(prio[a.cls])
+    engine.drain()
+    return engine.record_array(), trace
+
+
+def load_reference_model() -> Callable[..., np.ndarray]:
+    """``simulate_reference`` from ``tests/simpy_reference.py`` (needs a source checkout)."""
+    tests_dir = REPO_ROOT / "tests"
+    if not (tests_dir / "simpy_reference.py").is_file():
+        raise ImportError(
+            f"the SimPy reference model {tests_dir / 'simpy_reference.py'} is missing: "
+            "bench sim needs a source checkout of millinet (run it from the repository root)"
+        )
+    if str(tests_dir) not in sys.path:
+        sys.path.insert(0, str(tests_dir))
+    try:
+        module = importlib.import_module("simpy_reference")
+    except ImportError as exc:
+        raise ImportError(
+            f"cannot import the SimPy reference model ({exc}); install the dev extras: "
+            "make setup (or pip install -e '.[dev]')"
+        ) from exc
+    return module.simulate_reference
+
+
+def reference_latencies(scenario: Scenario, trace: Trace, strict_priority: bool = False):
+    """Latency (s) of every traced task under the SimPy model, shape (len(trace),)."""
+    net = scenario.network
+    return load_reference_model()(
+        trace.arrival_s,
+        trace.trips,
+        trace.up_bytes,
+        trace.down_bytes,
+        trace.work_s,
+        net.q_s_per_byte,
+        net.q_delay_s,
+        net.pool_servers,
+        net.pool_speed,
+        priorities=trace.priority if strict_priority else None,
+    )
+
+
+# --------------------------------------------------------------------------- scale cities
+def grid_city(rows: int, cols: int) -> dict:
+    """A rows x cols grid city (2 km spacing) with an edge DC at every node (r, c) with
+    r % 3 == 1 and c % 3 == 1, and four car plants near the top-left corner.
+
+    Grids of different size share their top-left corner exactly, so the factories' nearest site
+    and shortest path (what ``nearest_slot`` picks) are the same in a small and a large city:
+    only the size of the city changes.
+    """
+    if rows < 3 or cols < 5:
+        raise ValueError("grid_city needs at least 3 rows and 5 columns")
+    nodes, links = [], []
+    for r in range(rows):
+        for c in range(cols):
+            nodes.append(
+                {"name": f"access-{r}-{c}", "role": "access", "x_km": 2.0 * c, "y_km": 2.0 * r}
+            )
+    for r in range(rows):
+        for c in range(cols):
+            if c + 1 < cols:
+                links.append({"a": f"access-{r}-{c}", "b": f"access-{r}-{c + 1}"})
+            if r + 1 < rows:
+                links.append({"a": f"access-{r}-{c}", "b": f"access-{r + 1}-{c}"})
+    for r in range(1, rows, 3):
+        for c in range(1, cols, 3):
+            nodes.append(
+                {
+                    "name": f"edge-{r}-{c}",
+                    "role": "edge",
+                    "x_km": 2.0 * c,
+                    "y_km": 2.0 * r + 0.5,
+                    "pools": {"cpu": {"servers": 16}, "gpu": {"servers": 4}},
+                }
+            )
+            links.append({"a": f"access-{r}-{c}", "b": f"edge-{r}-{c}", "length_km": 0.5})
+    for link in links:
+        link.update(capacity_gbps=100.0, forwarding_us=5.0)
+    factories = [
+        {"name": f"plant-{i}", "profile": "car_plant", "attach": node, "on_prem": {}}
+        for i, node in enumerate(("access-0-1", "access-2-1", "access-0-4", "access-2-4"))
+    ]
+    return {
+        "name": f"grid-city-{rows}x{cols}",
+        "topology": {"generator": "explicit", "nodes": nodes, "links": links},
+        "candidates": {"sites": 4, "paths": 2},
+        "factories": factories,
+    }
+
+
+# --------------------------------------------------------------------------- the benchmark
+def _machine() -> dict:
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "git_commit": commit or None,
+    }
+
+
+def _engine_runs(
+    scenario: Scenario, duration_s: float, n: int, label: str, first: int = 0, of: int = 0
+) -> list[dict]:
+    """``n`` timed runs of ``simulate`` under ``nearest_slot`` (seed 0), each after a full
+    garbage collection so that no run pays for the previous one's garbage."""
+    runs = []
+    for i in range(first, first + n):
+        gc.collect()
+        res = simulate(scenario, nearest_slot, duration_s, seed=0)
+        runs.append(
+            {"tasks": int(res.records.size), "wall_s": res.wall_s, "tasks_per_s": res.tasks_per_s}
+        )
+        _log(
+            f"{label} run {i + 1}/{of or n}: {res.records.size:,} tasks in {res.wall_s:.2f} s "
+            f"({res.tasks_per_s:,.0f} tasks/s)"
+        )
+    return runs
+
+
+def bench_sim(
+    out_dir: str,
+    duration_s: float = 2.0,
+    repeats: int = 3,
+    scale_duration_s: float = 1.0,
+    scale_shape: tuple[tuple[int, int], tuple[int, int]] = ((4, 5), (40, 50)),
+) -> dict:
+    """Measure the engine (a), the SimPy model (b) and size scaling (c); write
+    ``<out_dir>/sim.json`` and return its content. Times are wall-clock seconds.
+
+    ``duration_s``: simulated seconds of ``sunflower-metro`` per engine run (a, b);
+    ``scale_duration_s``: simulated seconds per run on each grid city (c).
+    """
+    try:
+        load_reference_model()  # fail early, with a one-line message
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
+    started = time.perf_counter()
+
+    # (a) engine throughput on the default scenario
+    scenario = load_scenario("sunflower-metro")
+    runs = _engine_runs(scenario, duration_s, repeats, "engine sunflower-metro")
+    engine_tps = statistics.median(r["tasks_per_s"] for r in runs)
+
+    # (b) the SimPy model on the same tasks and decisions
+    records, trace = traced_run(scenario, nearest_slot, duration_s, seed=0)
+    simpy_walls = []
+    for i in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        ref = reference_latencies(scenario, trace)
+        simpy_walls.append(time.perf_counter() - t0)
+        _log(f"simpy run {i + 1}/{repeats}: {len(trace):,} tasks in {simpy_walls[-1]:.2f} s")
+    simpy_wall = statistics.median(simpy_walls)
+    simpy_tps = len(trace) / simpy_wall
+    dropped = int((records["status"] == DROPPED).sum())
+    max_diff_ns = None
+    if dropped == 0:  # the SimPy model has no drop-tail; compare only when nothing was dropped
+        by_id = np.sort(records, order="task_id")
+        idx = np.searchsorted(by_id["task_id"], trace.task_id)
+        max_diff_ns = float(np.max(np.abs(by_id["latency_s"][idx] - ref)) * 1e9)
+    _log(
+        f"simpy median {simpy_tps:,.0f} tasks/s; engine is {engine_tps / simpy_tps:.1f}x faster"
+        + (f"; max latency difference {max_diff_ns:.3g} ns" if max_diff_ns is not None else "")
+    )
+
+    # (c) per-task cost vs city size. Runs alternate small/large so that both see the same
+    # machine conditions, and only one city is alive at a time (a big topology's Python
+    # objects would also slow the other city's garbage collections).
+    n_traced = len(trace)
+    del scenario, records, trace, ref
+    scale: dict[str, dict] = {}
+    for i in range(repeats):
+        for rows, cols in scale_shape:
+            t_build = time.perf_counter()
+            city = load_scenario(grid_city(rows, cols))
+            build_s = time.perf_counter() - t_build
+            entry = scale.setdefault(
+                f"{rows}x{cols}",
+                {
+                    "access_nodes": rows * cols,
+                    "nodes": len(city.topology.nodes),
+                    "links": len(city.topology.links),
+                    "build_s": build_s,
+                    "runs": [],
+                },
+            )
+            label = f"grid {rows}x{cols} ({entry['nodes']} nodes)"
+            entry["runs"] += _engine_runs(city, scale_duration_s, 1, label, i, repeats)
+            del city
+    for entry in scale.values():
+        costs = [r["wall_s"] / r["tasks"] * 1e6 for r in entry["runs"]]
+        entry["median_us_per_task"] = statistics.median(costs)
+        entry["min_us_per_task"] = min(costs)
+    small, large = (scale[f"{r}x{c}"] for r, c in scale_shape)
+    cost_ratio = large["median_us_per_task"] / small["median_us_per_task"]
+    cost_ratio_min = large["min_us_per_task"] / small["min_us_per_task"]
+    _log(
+        f"cost per task {large['nodes']} vs {small['nodes']} nodes: {cost_ratio:.2f}x "
+        f"(median), {cost_ratio_min:.2f}x (best run)"
+    )
+
+    result = {
+        "benchmark": "sim",
+        "command": "millinet bench sim",
+        "argv": sys.argv,
+        "machine": _machine(),
+        "targets": TARGETS,
+        "engine": {
+            "scenario": "sunflower-metro",
+            "policy": "nearest_slot",
+            "seed": 0,
+            "simulated_s": duration_s,
+            "runs": runs,
+            "median_tasks_per_s": engine_tps,
+            "meets_target": engine_tps >= TARGETS["engine_tasks_per_s_min"],
+        },
+        "simpy": {
+            "tasks": n_traced,
+            "wall_s": simpy_walls,
+            "tasks_per_s": simpy_tps,
+            "speedup_engine_vs_simpy": engine_tps / simpy_tps,
+            "engine_dropped": dropped,
+            "max_latency_diff_ns": max_diff_ns,
+            "meets_target": engine_tps / simpy_tps >= TARGETS["speedup_vs_simpy_min"],
+        },
+        "scale": {
+            "policy": "nearest_slot",
+            "simulated_s": scale_duration_s,
+            "cities": scale,
+            "cost_ratio_large_vs_small": cost_ratio,
+            "cost_ratio_large_vs_small_best_runs": cost_ratio_min,
+            "meets_target": cost_ratio <= TARGETS["cost_ratio_2000_vs_20_nodes_max"],
+        },
+        "total_wall_s": time.perf_counter() - started,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "sim.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    _log(f"wrote {path}")
+    return result
