@@ -173,9 +173,17 @@ def test_node_failure_of_a_site_fails_its_compute_pools():
     assert during.tolist() == ["dc" not in p for p in paths] == [False, False, True, False]
     rec = simulate(scenario, nearest_slot, 0.05, seed=4).records
     dropped = rec[rec["status"] == DROPPED]
-    # the last tasks sent to dc before the failure reach its dead pool: failed_element
     assert dropped.size >= 1 and (dropped["reason"] == DROP_FAILED).all()
     assert (dropped["arrival_s"] < DOWN).all() and (dropped["arrival_s"] > DOWN - 200e-6).all()
+    # Tasks already on the last span when dc fails reach its dead pool: dropped unserved.
+    # (Had only the links failed, the pool would serve them and the drop would come on the
+    # way back, with compute time recorded.)
+    to_m1 = hop_s(2.0, 5.0) + hop_s(10.0, 5.0)
+    to_dc = to_m1 + hop_s(10.0, 5.0)
+    eps = 2e-6
+    at_pool = dropped[(dropped["arrival_s"] + to_m1 < DOWN - eps)]
+    at_pool = at_pool[at_pool["arrival_s"] + to_dc > DOWN + eps]
+    assert at_pool.size >= 1 and (at_pool["compute_s"] == 0).all()
     window = rec[(rec["arrival_s"] >= DOWN) & (rec["arrival_s"] < UP)]
     assert (window["site"] == topo.index["e"]).all()
 
