@@ -22,6 +22,7 @@ Per-task cost is O(hops * log(in-flight tasks)); nothing scales with the size of
 
 from __future__ import annotations
 
+from collections import deque
 from heapq import heappop, heappush, heapreplace
 from typing import NamedTuple
 
@@ -114,7 +115,7 @@ class Engine:
         self._node_down = [0] * len(net.topology.nodes)
         self.fault_epoch = 0
         self._mask_cache: dict[tuple[int, str], tuple[int, np.ndarray]] = {}
-        self._waiting: dict[int, list[list]] = {}  # priority mode: queue -> levels of tasks
+        self._waiting: dict[int, list[deque]] = {}  # priority mode: queue -> levels of tasks
         self._waiting_bytes = [0.0] * net.n_queues
         self._workload = self.scenario.workload(seed)
         self._load_batch()
@@ -316,16 +317,17 @@ class Engine:
             self._drop(task, DROP_QUEUE_FULL)
             return
         if levels is None:
-            levels = self._waiting[r] = [[] for _ in range(max(self.class_priority) + 1)]
+            levels = self._waiting[r] = [deque() for _ in range(max(self.class_priority) + 1)]
         task[_ENQ] = t
         levels[task[_PRIO]].append(task)
         self._waiting_bytes[r] += nbytes
 
     def _serve_next(self, r: int, t: float) -> None:
-        """Link ``r`` became free at ``t``: start the highest-priority waiting task."""
+        """Link ``r`` became free at ``t``: start the highest-priority waiting task. If the link
+        has failed meanwhile, every waiting task is dropped (nothing waits forever)."""
         for level in self._waiting.get(r, ()):
-            if level:
-                task = level.pop(0)
+            while level:
+                task = level.popleft()
                 nbytes = task[_UP] if task[_STAGE] < task[_CSTAGE] else task[_DOWN]
                 self._waiting_bytes[r] -= nbytes
                 if not self._q_ok[r]:

