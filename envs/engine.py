@@ -482,17 +482,19 @@ class Engine:
         dtype += [("status", "i8"), ("reason", "i8")]
         return np.array(self.records, dtype=dtype) if self.records else np.zeros(0, dtype=dtype)
 
-    def utilisation(self) -> dict[str, dict[str, float]]:
-        """Busy share of each link direction and pool over [0, now] (0..1, by name)."""
-        if self.now <= 0:
-            return {"links": {}, "pools": {}}
+    def utilisation(self, window_s: float) -> dict[str, dict[str, float]]:
+        """Work served by each link direction and pool per second of ``window_s`` (the arrival
+        window), per server: 0..1 for a stable element; above 1 means the element was offered
+        more work than it could serve in the window and the excess queued past its end."""
+        if window_s <= 0:
+            raise ValueError(f"window_s must be > 0, got {window_s}")
         nodes = self.net.topology.nodes
         links = {
-            f"{nodes[a].name}->{nodes[b].name}": self._q_busy_s[q] / self.now
+            f"{nodes[a].name}->{nodes[b].name}": self._q_busy_s[q] / window_s
             for q, (a, b) in enumerate(self.net.q_nodes)
         }
         pools = {
-            f"{nodes[s].name}/{r}": self._pool_busy_s[p] / (self.now * self.net.pool_servers[p])
+            f"{nodes[s].name}/{r}": self._pool_busy_s[p] / (window_s * self.net.pool_servers[p])
             for p, (s, r) in enumerate(zip(self.net.pool_site, self.net.pool_resource))
         }
         return {"links": links, "pools": pools}

@@ -148,7 +148,7 @@ class _PeriodicSource:
     """Independent periodic streams with per-release jitter, emitted window by window."""
 
     def __init__(self, spec: PeriodicArrivals, scale: float, rng: np.random.Generator) -> None:
-        n = max(1, round(spec.streams * scale))
+        n = max(1, int(spec.streams * scale + 0.5))  # round half up, not to even
         self.period = rng.uniform(spec.period_min_us, spec.period_max_us, n) * 1e-6
         self.next_nominal = rng.uniform(0.0, 1.0, n) * self.period
         self.jitter = spec.jitter_us * 1e-6

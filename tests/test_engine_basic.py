@@ -58,3 +58,26 @@ def test_masked_slot_is_rejected_as_a_drop(scenario):
     assert engine.dispatch(a, empty[0]) is False
     rec = engine.record_array()
     assert rec["status"][0] == DROPPED and rec["reason"][0] == 3
+
+
+def test_pool_utilisation_equals_offered_load_even_when_overloaded():
+    """Utilisation = served work / arrival window / servers = lambda E[S] / c. The Poisson count
+    over the window has relative sd 1/sqrt(lambda T) ~ 1.4 %, so 5 sd is 7 %."""
+    def one_pool(rate: float) -> dict:
+        return {
+            "name": "pool",
+            "topology": {"generator": "explicit",
+                         "nodes": [{"name": "pop", "role": "access"},
+                                   {"name": "dc", "role": "edge",
+                                    "pools": {"cpu": {"servers": 2}}}],
+                         "links": [{"a": "pop", "b": "dc", "length_km": 1}]},
+            "classes": {"robot_sync": {"compute_us": {"dist": "constant", "value": 100}}},
+            "factories": [{"name": "f", "profile": "custom", "attach": "pop", "on_prem": {},
+                           "workload": {"robot_sync": {"process": "poisson",
+                                                       "rate_per_s": rate}}}],
+        }  # fmt: skip
+
+    for rate, offered in ((10_000, 0.5), (30_000, 1.5)):  # the second is overloaded
+        result = simulate(load_scenario(one_pool(rate)), nearest_slot, 0.5, seed=2)
+        util = result.utilisation["pools"]["dc/cpu"]
+        assert util == pytest.approx(offered, rel=0.07), (rate, util)
