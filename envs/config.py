@@ -9,22 +9,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from envs.features import CLASS_NAMES, SITE_TIERS  # numpy-only single source of names
 from envs.physics import FIBER_TYPES
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
-CLASS_NAMES = ("robot_sync", "agv_dispatch", "vision_qa")
 RESOURCES = ("cpu", "gpu")
-SITE_TIERS = ("on_prem", "edge", "city")
 NODE_ROLES = ("factory", "access", "aggregation", "core", *SITE_TIERS)
 
 
 class StrictModel(BaseModel):
-    """Base model: unknown keys are errors, values are validated on assignment too."""
+    """Base model: unknown keys are errors, values are validated on assignment too.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    ``inf`` and ``nan`` (YAML ``.inf``/``.nan``) are rejected: no rate, size or time is infinite.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _check_class_names(mapping: dict[str, Any]) -> None:
+    """Keys of a per-class mapping must be known task classes (a typo is an error)."""
+    unknown = sorted(set(mapping) - set(CLASS_NAMES))
+    if unknown:
+        raise ValueError(f"unknown task class(es) {unknown}; known: {list(CLASS_NAMES)}")
 
 
 # --------------------------------------------------------------------------- distributions
@@ -216,6 +225,14 @@ class SunflowerTopology(StrictModel):
         default_factory=lambda: LinkClass(capacity_gbps=400, forwarding_us=2)
     )
 
+    @field_validator("city_sites")
+    @classmethod
+    def _one_city_site_per_core_node(cls, v: int, info: ValidationInfo) -> int:
+        petals = info.data.get("petals")
+        if petals is not None and v > petals:
+            raise ValueError(f"must be <= petals ({petals}): a core node hosts one city site")
+        return v
+
 
 class RingTopology(StrictModel):
     """``nodes`` access nodes on a ring; the first ``edge_sites`` positions get edge DCs."""
@@ -335,11 +352,14 @@ class FactoryConfig(StrictModel):
         default_factory=dict, description="per-class arrivals; replaces the profile's entry"
     )
 
+    @field_validator("workload")
+    @classmethod
+    def _known_classes(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_class_names(v)
+        return v
+
     @model_validator(mode="after")
-    def _known_classes(self) -> FactoryConfig:
-        unknown = sorted(set(self.workload) - set(CLASS_NAMES))
-        if unknown:
-            raise ValueError(f"unknown task class(es) {unknown}; known: {list(CLASS_NAMES)}")
+    def _custom_needs_workload(self) -> FactoryConfig:
         if self.profile == "custom" and not self.workload:
             raise ValueError("profile 'custom' needs a 'workload' mapping")
         return self
@@ -395,16 +415,20 @@ class ScenarioConfig(StrictModel):
     factories: Annotated[list[FactoryConfig], Field(min_length=1)]
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ScenarioConfig:
-        unknown = sorted(set(self.classes) - set(CLASS_NAMES))
-        if unknown:
-            raise ValueError(f"unknown task class(es) {unknown}; known: {list(CLASS_NAMES)}")
-        names = [f.name for f in self.factories]
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_class_names(v)
+        return v
+
+    @field_validator("factories")
+    @classmethod
+    def _unique_names(cls, v: list[FactoryConfig]) -> list[FactoryConfig]:
+        names = [f.name for f in v]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate factory names {dupes}")
-        return self
+        return v
 
 
 def dump_config(config: ScenarioConfig) -> dict[str, Any]:

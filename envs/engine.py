@@ -22,8 +22,9 @@ Per-task cost is O(hops * log(in-flight tasks)); nothing scales with the size of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
 from heapq import heappop, heappush, heapreplace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,8 @@ DROP_REASONS = ("", "failed_element", "queue_full", "rejected")
 # Layout of the per-task state list (a list, not an object, because the event loop is hot).
 _TRIP, _STAGE, _CSTAGE, _UP, _DOWN, _WORK, _T0, _CLS, _FAC, _SLOT, _SITE = range(11)
 _LWAIT, _SER, _PROP, _CWAIT, _CSVC, _ID, _PRIO, _ENQ = range(11, 19)
+
+_EMPTY_ROW = (0.0,) * 8 + (-1.0, 0.0)  # telemetry of an empty slot (tier -1)
 
 RECORD_FIELDS = (
     "task_id",
@@ -60,8 +63,7 @@ RECORD_FIELDS = (
 sum of the five component columns for completed ones."""
 
 
-@dataclass(frozen=True)
-class Arrival:
+class Arrival(NamedTuple):
     """A task that has arrived at its factory and awaits a placement decision."""
 
     task_id: int
@@ -113,11 +115,10 @@ class Engine:
         self._node_down = [0] * len(net.topology.nodes)
         self.fault_epoch = 0
         self._mask_cache: dict[tuple[int, str], tuple[int, np.ndarray]] = {}
-        self._waiting: dict[int, list[list]] = {}  # priority mode: queue -> levels of tasks
+        self._waiting: dict[int, list[deque]] = {}  # priority mode: queue -> levels of tasks
         self._waiting_bytes = [0.0] * net.n_queues
         self._workload = self.scenario.workload(seed)
-        self._batch = self._workload.next_batch()
-        self._ptr = 0
+        self._load_batch()
         self._next_id = 0
         self.records: list[tuple] = []
         self.in_flight = 0
@@ -130,6 +131,19 @@ class Engine:
         if rf is not None:
             for link in self._random_fault_links():
                 self._push_fault(self._fault_rng.exponential(rf.link_mtbf_s), "rlink", link, False)
+
+    def _load_batch(self) -> None:
+        """Fetch the next window of arrivals as Python lists (cheap per-task indexing)."""
+        b = self._workload.next_batch()
+        self._batch = (
+            b.time_s.tolist(),
+            b.cls.tolist(),
+            b.factory.tolist(),
+            b.up_bytes.tolist(),
+            b.down_bytes.tolist(),
+            b.work_s.tolist(),
+        )
+        self._ptr = 0
 
     def _random_fault_links(self) -> list[int]:
         """Links between network nodes (not factory uplinks or site attachments)."""
@@ -144,21 +158,13 @@ class Engine:
     # ----------------------------------------------------------------------- decisions
     def next_arrival(self) -> Arrival:
         """Advance the simulation to the next task arrival and return it (not yet placed)."""
-        while self._ptr >= self._batch.time_s.size:
-            self._batch = self._workload.next_batch()
-            self._ptr = 0
-        b, i = self._batch, self._ptr
-        t = float(b.time_s[i])
+        while self._ptr >= len(self._batch[0]):
+            self._load_batch()
+        times, cls, fac, up, down, work = self._batch
+        i = self._ptr
+        t = times[i]
         self.advance(t)
-        self.pending = Arrival(
-            self._next_id,
-            t,
-            int(b.cls[i]),
-            int(b.factory[i]),
-            float(b.up_bytes[i]),
-            float(b.down_bytes[i]),
-            float(b.work_s[i]),
-        )
+        self.pending = Arrival(self._next_id, t, cls[i], fac[i], up[i], down[i], work[i])
         return self.pending
 
     def candidates(self, arrival: Arrival) -> CandidateSet:
@@ -215,7 +221,7 @@ class Engine:
         if cand is None:
             self._drop(task, DROP_REJECTED)
             return False
-        task[_CSTAGE] = cand.trip.index(-(cand.pool + 1))
+        task[_CSTAGE] = cand.compute_stage
         self._seq += 1
         heappush(self._heap, (arrival.time_s, self._seq, task))
         return True
@@ -243,10 +249,13 @@ class Engine:
         pool_free, pool_ok, pool_speed = self._pool_free, self._pool_ok, self.net.pool_speed
         pool_busy = self._pool_busy_s
         limit, prio = self.queue_limit, self.priority_links
+        seq = self._seq  # local copy in the hot loop; synced around calls that push events
         while heap and heap[0][0] <= until:
             t, _, task = heappop(heap)
             if task.__class__ is int:  # a strict-priority link finished a transmission
+                self._seq = seq
                 self._serve_next(task, t)
+                seq = self._seq
                 continue
             trip, st = task[_TRIP], task[_STAGE]
             if st == len(trip):
@@ -259,7 +268,9 @@ class Engine:
                     continue
                 nbytes = task[_UP] if st < task[_CSTAGE] else task[_DOWN]
                 if prio:
+                    self._seq = seq
                     self._enqueue_priority(task, r, t, nbytes)
+                    seq = self._seq
                     continue
                 free = q_free[r]
                 start = free if free > t else t
@@ -274,8 +285,8 @@ class Engine:
                 task[_SER] += ser
                 task[_PROP] += q_delay[r]
                 task[_STAGE] = st + 1
-                self._seq += 1
-                heappush(heap, (done + q_delay[r], self._seq, task))
+                seq += 1
+                heappush(heap, (done + q_delay[r], seq, task))
             else:  # ---- the compute pool
                 p = -r - 1
                 if not pool_ok[p]:
@@ -290,8 +301,9 @@ class Engine:
                 task[_CWAIT] = start - t
                 task[_CSVC] = svc
                 task[_STAGE] = st + 1
-                self._seq += 1
-                heappush(heap, (start + svc, self._seq, task))
+                seq += 1
+                heappush(heap, (start + svc, seq, task))
+        self._seq = seq
 
     # ----------------------------------------------------------------------- strict priority
     def _enqueue_priority(self, task: list, r: int, t: float, nbytes: float) -> None:
@@ -305,16 +317,17 @@ class Engine:
             self._drop(task, DROP_QUEUE_FULL)
             return
         if levels is None:
-            levels = self._waiting[r] = [[] for _ in range(max(self.class_priority) + 1)]
+            levels = self._waiting[r] = [deque() for _ in range(max(self.class_priority) + 1)]
         task[_ENQ] = t
         levels[task[_PRIO]].append(task)
         self._waiting_bytes[r] += nbytes
 
     def _serve_next(self, r: int, t: float) -> None:
-        """Link ``r`` became free at ``t``: start the highest-priority waiting task."""
+        """Link ``r`` became free at ``t``: start the highest-priority waiting task. If the link
+        has failed meanwhile, every waiting task is dropped (nothing waits forever)."""
         for level in self._waiting.get(r, ()):
-            if level:
-                task = level.pop(0)
+            while level:
+                task = level.popleft()
                 nbytes = task[_UP] if task[_STAGE] < task[_CSTAGE] else task[_DOWN]
                 self._waiting_bytes[r] -= nbytes
                 if not self._q_ok[r]:
@@ -420,49 +433,47 @@ class Engine:
         self.fault_epoch += 1
 
     # ----------------------------------------------------------------------- telemetry
-    def telemetry(self, arrival: Arrival) -> dict[str, np.ndarray]:
-        """What a scheduler could measure now, per candidate slot (arrays of shape (K,)).
+    def telemetry(self, arrival: Arrival) -> np.ndarray:
+        """What a scheduler could measure now: shape (K, 10), columns
+        ``envs.features.TELEMETRY_FIELDS`` (backlogs are the links' current transmit backlog
+        summed along the path; compute wait is until the pool's earliest server frees)."""
+        return np.array(self.telemetry_rows(arrival))
 
-        Keys (times in us): ``base_rtt_us`` (propagation + forwarding, both ways),
-        ``serialisation_us`` (this task's payloads over the path), ``up_backlog_us`` and
-        ``down_backlog_us`` (sum of the links' current transmit backlog along the path),
-        ``compute_wait_us`` (until the earliest server frees), ``compute_us`` (this task's service
-        time there), ``servers``, ``tier`` (index into SITE_TIERS, -1 empty),
-        ``recent_violation`` (site's moving average of violations, 0..1), ``valid``.
-        """
+    def telemetry_rows(self, arrival: Arrival) -> list[tuple[float, ...]]:
+        """``telemetry`` as K plain tuples (the env's fast path into the featuriser)."""
         cset = self.candidates(arrival)
+        mask = self.mask(arrival).tolist()
         now = self.now
         q_free, pool_free, site_viol = self._q_free, self._pool_free, self._site_viol
-        k = len(cset.slots)
-        up_b = np.zeros(k)
-        down_b = np.zeros(k)
-        cwait = np.zeros(k)
-        viol = np.zeros(k)
-        cst = 0
-        for i, c in enumerate(cset.slots):
-            if c is None:
-                continue
-            trip = c.trip
-            cst = trip.index(-(c.pool + 1))
-            up_b[i] = sum(max(0.0, q_free[q] - now) for q in trip[:cst])
-            down_b[i] = sum(max(0.0, q_free[q] - now) for q in trip[cst + 1 :])
-            cwait[i] = max(0.0, pool_free[c.pool][0] - now)
-            viol[i] = site_viol[c.site]
-        return {
-            "base_rtt_us": cset.base_rtt_s * 1e6,
-            "serialisation_us": (
-                arrival.up_bytes * cset.up_s_per_byte + arrival.down_bytes * cset.down_s_per_byte
-            )
-            * 1e6,
-            "up_backlog_us": up_b * 1e6,
-            "down_backlog_us": down_b * 1e6,
-            "compute_wait_us": cwait * 1e6,
-            "compute_us": arrival.work_s / cset.speed * 1e6,
-            "servers": cset.servers.astype(float),
-            "tier": cset.tier,
-            "recent_violation": viol,
-            "valid": self.mask(arrival),
-        }
+        up_bytes, down_bytes, work_us = arrival.up_bytes, arrival.down_bytes, arrival.work_s * 1e6
+        rows = [_EMPTY_ROW] * len(cset.slots)
+        for k, c in cset.live:
+            up = 0.0
+            for q in c.up:
+                if q_free[q] > now:
+                    up += q_free[q] - now
+            down = 0.0
+            for q in c.down:
+                if q_free[q] > now:
+                    down += q_free[q] - now
+            free = pool_free[c.pool][0]
+            rows[k] = (
+                mask[k], c.base_rtt_s * 1e6,
+                (up_bytes * c.up_s_per_byte + down_bytes * c.down_s_per_byte) * 1e6,
+                up * 1e6, down * 1e6, (free - now) * 1e6 if free > now else 0.0,
+                work_us / c.speed, c.servers, c.tier, site_viol[c.site],
+            )  # fmt: skip
+        return rows
+
+    def task_vector(self, arrival: Arrival) -> np.ndarray:
+        """The task as ``envs.features.TASK_FIELDS``: shape (5,)."""
+        return np.array(self.task_row(arrival))
+
+    def task_row(self, arrival: Arrival) -> tuple[float, ...]:
+        """``task_vector`` as a plain tuple (the env's fast path into the featuriser)."""
+        deadline_us = self.deadline_s[arrival.cls] * 1e6
+        return (arrival.cls, arrival.up_bytes, arrival.down_bytes, arrival.work_s * 1e6,
+                deadline_us)  # fmt: skip
 
     # ----------------------------------------------------------------------- results
     def record_array(self) -> np.ndarray:

@@ -16,3 +16,16 @@ class ScenarioError(ValueError):
         self.reason = reason
         where = f"{source}: {field}" if field else source
         super().__init__(f"{where}: {reason}")
+
+
+class FieldError(ValueError):
+    """A bad value of one config field, raised where the file is not known (generators).
+
+    ``field`` is the location as written in the scenario file (e.g. ``topology.links[3]``);
+    the scenario loader turns it into a :class:`ScenarioError` naming the file.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from envs import config as schema
+from envs.errors import FieldError
 from envs.topology import Pool, Topology
 
 SITE_LINK_KM = 0.5
@@ -105,8 +106,11 @@ def _sites_on(
 
     City sites are offset by half a spacing from edge sites so a PoP rarely hosts both.
     """
-    if city > len(names) or edge > len(names):
-        raise ValueError(f"more sites (edge {edge}, city {city}) than PoPs ({len(names)})")
+    for key, n in (("edge_sites", edge), ("city_sites", city)):
+        if n > len(names):
+            raise FieldError(
+                f"topology.{key}", f"{n} sites but only {len(names)} PoPs to host them"
+            )
     for i in _spread(len(names), edge):
         _attach_site(topo, names[i], "edge", tiers.edge, link)
     offset = len(names) // max(2 * city, 1)
@@ -185,20 +189,26 @@ def random_geometric(spec: schema.RandomGeometricTopology, tiers: schema.SiteTie
 def explicit(spec: schema.ExplicitTopology, tiers: schema.SiteTiers) -> Topology:
     """Nodes and links exactly as listed; sites without pools get their tier's defaults."""
     topo = Topology()
-    for n in spec.nodes:
+    for i, n in enumerate(spec.nodes):
         pools = None
         if n.role in ("edge", "city"):
             pools = pools_of(n.pools or getattr(tiers, n.role))
         elif n.role == "on_prem":
             pools = pools_of(n.pools or schema.SitePools())
-        topo.add_node(n.name, n.role, n.x_km, n.y_km, pools)
-    for link in spec.links:
-        topo.add_link(
-            link.a,
-            link.b,
-            capacity_gbps=link.capacity_gbps,
-            forwarding_us=link.forwarding_us,
-            fiber=link.fiber,
-            length_km=link.length_km,
-        )
+        try:
+            topo.add_node(n.name, n.role, n.x_km, n.y_km, pools)
+        except ValueError as exc:
+            raise FieldError(f"topology.nodes[{i}].name", str(exc)) from None
+    for i, link in enumerate(spec.links):
+        try:
+            topo.add_link(
+                link.a,
+                link.b,
+                capacity_gbps=link.capacity_gbps,
+                forwarding_us=link.forwarding_us,
+                fiber=link.fiber,
+                length_km=link.length_km,
+            )
+        except ValueError as exc:
+            raise FieldError(f"topology.links[{i}]", str(exc)) from None
     return topo

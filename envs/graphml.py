@@ -31,21 +31,37 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, h)))
 
 
-def _read(path: Path) -> nx.Graph:
+def _read(path: Path, source: str) -> nx.Graph:
     if not path.is_file():
-        raise ScenarioError(str(path), "topology.path", "GraphML file not found")
+        raise ScenarioError(source, "topology.path", f"GraphML file {str(path)!r} not found")
     try:
         g = nx.read_graphml(path)
-    except (ET.ParseError, nx.NetworkXError, KeyError, ValueError) as exc:
-        raise ScenarioError(str(path), "topology.path", f"malformed GraphML: {exc}") from None
+    except ET.ParseError as exc:
+        line, column = exc.position
+        what = str(exc.msg).split(": line ")[0]
+        raise ScenarioError(
+            str(path), f"line {line}, column {column}", f"malformed GraphML (XML): {what}"
+        ) from None
+    except (nx.NetworkXError, KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), "graphml", f"malformed GraphML: {exc}") from None
     return nx.Graph(g)  # Zoo files are sometimes multigraphs; parallel links collapse
 
 
-def load_graphml(path: Path, spec: schema.GraphMLTopology, tiers: schema.SiteTiers) -> Topology:
-    """Build a topology from a Topology Zoo GraphML file (see module docstring)."""
-    g = _read(path)
+def load_graphml(
+    path: Path,
+    spec: schema.GraphMLTopology,
+    tiers: schema.SiteTiers,
+    source: str | None = None,
+) -> Topology:
+    """Build a topology from a Topology Zoo GraphML file (see module docstring).
+
+    Problems in the file's content name the GraphML file; problems in the scenario's
+    ``topology`` settings name ``source`` (the scenario file; default: the GraphML file).
+    """
+    source = str(path) if source is None else source
+    g = _read(path, source)
     if g.number_of_nodes() == 0:
-        raise ScenarioError(str(path), "topology.path", "the graph has no nodes")
+        raise ScenarioError(str(path), "graph", "the graph has no nodes")
     labels: dict[str, str] = {}
     coords: dict[str, tuple[float, float]] = {}
     for nid, data in g.nodes(data=True):
@@ -81,11 +97,14 @@ def load_graphml(path: Path, spec: schema.GraphMLTopology, tiers: schema.SiteTie
             try:
                 capacity = float(data["LinkSpeedRaw"]) / 1e9
             except (TypeError, ValueError):
+                capacity = math.nan
+            if not (capacity > 0 and math.isfinite(capacity)):
                 raise ScenarioError(
                     str(path),
                     f"link {labels[u]}--{labels[v]}",
-                    "LinkSpeedRaw must be a number (bit/s)",
-                ) from None
+                    f"LinkSpeedRaw must be a positive number of bit/s "
+                    f"(got {data['LinkSpeedRaw']!r})",
+                )
         topo.add_link(
             labels[u],
             labels[v],
@@ -97,9 +116,9 @@ def load_graphml(path: Path, spec: schema.GraphMLTopology, tiers: schema.SiteTie
         for name in names:
             if name not in topo.index:
                 raise ScenarioError(
-                    str(path),
+                    source,
                     f"topology.{role}_sites",
-                    f"no node labelled {name!r} in the GraphML file",
+                    f"no node labelled {name!r} in {path.name}",
                 )
             _attach_site(topo, name, role, getattr(tiers, role), spec.link)
     return topo

@@ -33,9 +33,15 @@ class Candidate:
     path: tuple[int, ...]  # node indices, factory first, site last
     links: tuple[int, ...]  # link indices along the path
     trip: tuple[int, ...]  # queue ids up, -(pool+1), queue ids down
+    up: tuple[int, ...]  # uplink queue ids
+    compute_stage: int  # index of the pool in ``trip`` (= number of uplink hops)
+    down: tuple[int, ...]  # downlink queue ids
     base_rtt_s: float  # propagation + forwarding, both directions (s)
     up_s_per_byte: float  # sum of serialisation time per byte over the uplink hops (s/B)
     down_s_per_byte: float  # same for the downlink hops (s/B)
+    speed: float  # the pool's service-rate multiplier
+    servers: int  # servers in the pool
+    tier: int  # index into SITE_TIERS
 
 
 @dataclass
@@ -50,6 +56,7 @@ class CandidateSet:
     servers: np.ndarray
     tier: np.ndarray  # int index into SITE_TIERS, -1 for empty slots
     present: np.ndarray  # bool: slot holds a candidate
+    live: list[tuple[int, Candidate]]  # (slot, candidate) of the non-empty slots
 
 
 class CompiledNetwork:
@@ -121,9 +128,15 @@ class CompiledNetwork:
             path=tuple(path),
             links=links,
             trip=(*up, -(pool + 1), *down),
+            up=up,
+            compute_stage=len(up),
+            down=down,
             base_rtt_s=2 * one_way,
             up_s_per_byte=sum(self.q_s_per_byte[q] for q in up),
             down_s_per_byte=sum(self.q_s_per_byte[q] for q in down),
+            speed=self.pool_speed[pool],
+            servers=self.pool_servers[pool],
+            tier=SITE_TIERS.index(self.topology.nodes[path[-1]].role),
         )
 
     def _candidate_set(self, graph: nx.Graph, fnode: int, resource: str) -> CandidateSet:
@@ -142,8 +155,6 @@ class CompiledNetwork:
             )
             for p, path in enumerate(paths):
                 slots[s * self.n_paths + p] = self._candidate(path, pool)
-        tier_of = {t: i for i, t in enumerate(SITE_TIERS)}
-        nodes = self.topology.nodes
 
         def col(fn, empty):
             return np.array([fn(c) if c is not None else empty for c in slots])
@@ -153,8 +164,9 @@ class CompiledNetwork:
             base_rtt_s=col(lambda c: c.base_rtt_s, 0.0),
             up_s_per_byte=col(lambda c: c.up_s_per_byte, 0.0),
             down_s_per_byte=col(lambda c: c.down_s_per_byte, 0.0),
-            speed=col(lambda c: self.pool_speed[c.pool], 1.0),
-            servers=col(lambda c: self.pool_servers[c.pool], 0),
-            tier=col(lambda c: tier_of[nodes[c.site].role], -1),
+            speed=col(lambda c: c.speed, 1.0),
+            servers=col(lambda c: c.servers, 0),
+            tier=col(lambda c: c.tier, -1),
             present=np.array([c is not None for c in slots]),
+            live=[(k, c) for k, c in enumerate(slots) if c is not None],
         )

@@ -8,17 +8,19 @@ field and the reason; nothing is built half-way.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import networkx as nx
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from envs import config as schema
 from envs import generators
-from envs.errors import ScenarioError
+from envs.errors import FieldError, ScenarioError
 from envs.graphml import load_graphml
 from envs.network import CompiledNetwork
 from envs.topology import Topology
@@ -34,25 +36,56 @@ def list_scenarios() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
-# Discriminated unions put the tag into an error's location (topology.sunflower.petals);
-# these tags are dropped so the message names the field as written in the file.
-_UNION_TAGS = {
-    "explicit",
-    "sunflower",
-    "ring",
-    "grid",
-    "random_geometric",
-    "graphml",
-    "constant",
-    "uniform",
-    "exponential",
-    "lognormal",
-    "periodic",
-    "poisson",
-}
+def _flatten(tp: Any) -> list[Any]:
+    """The alternatives of a field type: Annotated, Optional and Union unwrapped."""
+    if get_origin(tp) is Annotated:
+        return _flatten(get_args(tp)[0])
+    if get_origin(tp) in (Union, UnionType):
+        return [t for arg in get_args(tp) for t in _flatten(arg)]
+    return [] if tp is type(None) else [tp]
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _tags(model: type[BaseModel]) -> list[str]:
+    """Values of the Literal fields of a model (a discriminated union's tag is one of them)."""
+    out = []
+    for f in model.model_fields.values():
+        if get_origin(f.annotation) is Literal and len(get_args(f.annotation)) == 1:
+            out.append(get_args(f.annotation)[0])
+    return out
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
+    """Follow a pydantic error location through the schema.
+
+    Returns the location as written in the file (discriminated-union tags, which pydantic puts
+    into the location, are dropped) and the alternatives of the type the location ends at.
+    """
+    clean: list[Any] = []
+    types: list[Any] = [schema.ScenarioConfig]
+    for part in loc:
+        models = [t for t in types if _is_model(t)]
+        tagged = [m for m in models if isinstance(part, str) and part in _tags(m)]
+        if len(models) > 1 and tagged:  # a union tag, not a key of the file
+            types = tagged
+            continue
+        clean.append(part)
+        nxt: list[Any] = []
+        for t in types:
+            if _is_model(t) and isinstance(part, str) and part in t.model_fields:
+                nxt += _flatten(t.model_fields[part].annotation)
+            elif get_origin(t) is list and isinstance(part, int):
+                nxt += _flatten(get_args(t)[0])
+            elif get_origin(t) is dict and isinstance(part, str):
+                nxt += _flatten(get_args(t)[1])
+        types = nxt
+    return clean, types
+
+
+def _format_loc(loc: list[Any]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -62,6 +95,40 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _error_text(err: dict[str, Any]) -> tuple[str, str]:
+    """(field, reason) of one pydantic error, worded for someone editing the YAML file."""
+    loc, types = _walk(tuple(err["loc"]))
+    kind, msg, value = err["type"], err["msg"], err.get("input")
+    if kind == "extra_forbidden":
+        _, parent = _walk(tuple(err["loc"])[:-1])
+        known = sorted({k for t in parent if _is_model(t) for k in t.model_fields})
+        close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.75)
+        hint = (
+            f"did you mean {' or '.join(map(repr, close))}?"
+            if close
+            else f"known keys: {', '.join(known)}"
+        )
+        return _format_loc(loc), f"unknown key; {hint}"
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        key = err["ctx"]["discriminator"].strip("'")
+        tags = ", ".join(repr(tag) for t in types if _is_model(t) for tag in _tags(t))
+        what = "missing" if kind == "union_tag_not_found" else f"unknown value {value[key]!r}"
+        return _format_loc([*loc, key]), f"{what}; expected one of {tags}"
+    if kind == "missing":
+        return _format_loc(loc), "required key is missing"
+    if kind == "too_short":
+        n = err["ctx"]["min_length"]
+        return _format_loc(loc), f"needs at least {n} item(s), got {err['ctx']['actual_length']}"
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        return _format_loc(loc), f"must be a mapping of keys to values (got {value!r})"
+    if kind == "value_error":
+        return _format_loc(loc), msg.removeprefix("Value error, ")
+    reason = msg.replace("Input should be", "must be")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        reason += f" (got {value!r})"
+    return _format_loc(loc), reason
+
+
 def validate_config(data: Any, source: str) -> schema.ScenarioConfig:
     """Validate plain data as a scenario; the first error becomes a ``ScenarioError``."""
     if not isinstance(data, dict):
@@ -69,14 +136,11 @@ def validate_config(data: Any, source: str) -> schema.ScenarioConfig:
     try:
         return schema.ScenarioConfig.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        loc = tuple(p for p in first["loc"] if p not in _UNION_TAGS)
-        reason = first["msg"]
-        if first["type"] == "extra_forbidden":
-            reason = "unknown key"
+        # A misspelt key also makes the real key "missing": report the unknown key first.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        field, reason = _error_text(errors[0])
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        raise ScenarioError(source, _format_loc(loc), reason + more) from None
+        raise ScenarioError(source, field, reason + more) from None
 
 
 def _deep_merge(base: dict, override: dict) -> dict:
@@ -90,30 +154,87 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
-    """Read a scenario file as plain data, resolving ``extends: <name or path>`` recursively."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects a key given twice in one mapping (PyYAML keeps the
+    last one silently, which would hide a setting)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _parse_yaml(path: Path) -> Any:
+    """The file's YAML content; every read or syntax problem is a one-line ScenarioError."""
     if not path.is_file():
         raise ScenarioError(str(path), "", "file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(str(path), "", "not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ScenarioError(str(path), "", f"cannot read the file: {exc.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = " ".join(str(exc.problem or exc.context or "syntax error").split())
+        raise ScenarioError(str(path), where, f"not valid YAML: {what}") from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(str(path), "", f"not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(str(path), "", "a scenario must be a YAML mapping at the top level")
+        raise ScenarioError(
+            str(path), "", f"not valid YAML: {' '.join(str(exc).split())}"
+        ) from None
+
+
+def _resolve_extends(data: dict, source: str, here: Path | None, chain: tuple[Path, ...]) -> dict:
+    """Merge ``data`` onto its ``extends`` base (a shipped name or a YAML path), recursively.
+
+    ``here`` is the file ``data`` came from (None for a dict); ``chain`` the files above it.
+    """
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    parent_path = Path(str(parent))
+    if not isinstance(parent, str) or not parent.strip():
+        raise ScenarioError(source, "extends", "must be a shipped scenario name or a YAML path")
+    parent_path = Path(parent)
     if parent_path.suffix not in (".yaml", ".yml"):
         parent_path = SCENARIO_DIR / f"{parent}.yaml"
+        if not parent_path.is_file():
+            raise ScenarioError(
+                source,
+                "extends",
+                f"base scenario {parent!r} not found; shipped: {', '.join(list_scenarios())}",
+            )
     elif not parent_path.is_absolute():
-        parent_path = path.parent / parent_path
-    if parent_path.resolve() in chain or parent_path.resolve() == path.resolve():
-        raise ScenarioError(str(path), "extends", f"circular extends via {parent!r}")
+        parent_path = (here.parent if here is not None else Path.cwd()) / parent_path
     if not parent_path.is_file():
-        raise ScenarioError(str(path), "extends", f"base scenario {parent!r} not found")
-    base = _read_yaml(parent_path, (*chain, path.resolve()))
+        raise ScenarioError(source, "extends", f"base scenario file {str(parent_path)!r} not found")
+    if parent_path.resolve() in chain:
+        loop = " -> ".join(str(p.name) for p in (*chain, parent_path.resolve()))
+        raise ScenarioError(source, "extends", f"circular extends: {loop}")
+    base = _read_yaml(parent_path, chain)
     return _deep_merge(base, data)
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """Read a scenario file as plain data, resolving ``extends: <name or path>`` recursively."""
+    data = _parse_yaml(path)
+    if data is None:
+        raise ScenarioError(str(path), "", "the file is empty; a scenario is a YAML mapping")
+    if not isinstance(data, dict):
+        raise ScenarioError(str(path), "", "a scenario must be a YAML mapping at the top level")
+    return _resolve_extends(data, str(path), path, (*chain, path.resolve()))
 
 
 def read_config(path: Path) -> schema.ScenarioConfig:
@@ -128,7 +249,8 @@ def resolve_config(
     if isinstance(spec, schema.ScenarioConfig):
         return spec, f"<scenario {spec.name}>", DATA_DIR
     if isinstance(spec, dict):
-        return validate_config(spec, "<dict>"), "<dict>", DATA_DIR
+        data = _resolve_extends(dict(spec), "<dict>", None, ())
+        return validate_config(data, "<dict>"), "<dict>", DATA_DIR
     text = str(spec)
     path = Path(text)
     if path.suffix in (".yaml", ".yml") or path.exists():
@@ -170,7 +292,7 @@ def _build_topology(cfg: schema.ScenarioConfig, source: str, base: Path) -> Topo
             path = Path(spec.path)
             if not path.is_absolute():
                 path = base / path if (base / path).exists() else DATA_DIR / path
-            return load_graphml(path, spec, cfg.sites)
+            return load_graphml(path, spec, cfg.sites, source)
         builder = {
             "explicit": generators.explicit,
             "sunflower": generators.sunflower,
@@ -179,10 +301,20 @@ def _build_topology(cfg: schema.ScenarioConfig, source: str, base: Path) -> Topo
             "random_geometric": generators.random_geometric,
         }[spec.generator]
         return builder(spec, cfg.sites)
-    except ValueError as exc:
-        if isinstance(exc, ScenarioError):
+    except ScenarioError as exc:
+        if exc.source == source:
             raise
+        # A problem inside the GraphML file: name that file, and the scenario that read it.
+        raise ScenarioError(
+            exc.source, exc.field, f"{exc.reason} (read for topology.path of {source})"
+        ) from None
+    except FieldError as exc:
+        raise ScenarioError(source, exc.field, exc.reason) from None
+    except ValueError as exc:
         raise ScenarioError(source, "topology", str(exc)) from None
+
+
+_NETWORK_ROLES = ("access", "aggregation", "core")
 
 
 def _attach_factories(
@@ -195,8 +327,22 @@ def _attach_factories(
         field = f"factories[{i}]"
         if fac.attach is not None:
             if fac.attach not in topo.index:
-                raise ScenarioError(source, f"{field}.attach", f"no node named {fac.attach!r}")
+                pops = [topo.nodes[n].name for n in topo.by_role(*_NETWORK_ROLES)]
+                examples = ", ".join(repr(p) for p in pops[:3])
+                raise ScenarioError(
+                    source,
+                    f"{field}.attach",
+                    f"no node named {fac.attach!r} in the topology "
+                    f"({len(pops)} network nodes, e.g. {examples})",
+                )
             attach = topo.index[fac.attach]
+            if topo.nodes[attach].role not in _NETWORK_ROLES:
+                raise ScenarioError(
+                    source,
+                    f"{field}.attach",
+                    f"{fac.attach!r} is a compute site ({topo.nodes[attach].role}); a factory "
+                    f"attaches to an access, aggregation or core node",
+                )
         elif free_access:
             attach = free_access[
                 (i * max(1, len(free_access) // len(cfg.factories))) % len(free_access)
@@ -313,9 +459,12 @@ def build_scenario(
                 continue
             resource = classes[c].resource
             if not net.candidates[f][resource].present.any():
+                origin = (
+                    f"workload.{name}" if name in fac.workload else "profile"
+                )  # the key in the file that brings these tasks in
                 raise ScenarioError(
                     source,
-                    f"factories[{f}].workload.{name}",
+                    f"factories[{f}].{origin}",
                     f"factory {fac.name!r} has {name} tasks but no reachable "
                     f"compute site with a {resource.upper()} pool",
                 )

@@ -59,17 +59,17 @@ DEFAULT_CLASSES: dict[str, TaskClassConfig] = {
 }
 
 PROFILES: dict[str, dict[str, PeriodicArrivals | PoissonArrivals]] = {
-    # Car body shop: ~100-200 robots grouped in cells that sync every 1-2 ms; a modest AGV
-    # fleet with a surge at shift change; a few inspection cameras at the end of line.
+    # Car body shop: ~200 robots in 32 cells that sync every 1-2 ms; an AGV fleet issuing
+    # ~250 dispatch jobs/s; a few inspection cameras at the end of line.
     "car_plant": {
         "robot_sync": PeriodicArrivals(
             process="periodic",
-            streams=24,
+            streams=32,
             period_min_us=1_000,
             period_max_us=2_000,
             jitter_us=20,
         ),
-        "agv_dispatch": PoissonArrivals(process="poisson", rate_per_s=150),
+        "agv_dispatch": PoissonArrivals(process="poisson", rate_per_s=250),
         "vision_qa": PeriodicArrivals(
             process="periodic",
             streams=4,

@@ -12,12 +12,11 @@ import importlib
 import sys
 
 from envs.errors import ScenarioError
+from experiments.errors import UserError
 
 COMMANDS = ("scenarios", "simulate", "bench", "demo")
 
-
-class UserError(Exception):
-    """A user-facing error: printed as one line, exit status 2, no traceback."""
+__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ScenarioError, UserError) as exc:
-        print(f"millinet {args.command}: error: {exc}", file=sys.stderr)
+        one_line = " ".join(str(exc).split())  # a message never spans lines
+        print(f"millinet {args.command}: error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"millinet {args.command}: interrupted", file=sys.stderr)

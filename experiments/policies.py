@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from envs.scenario import Scenario
 from envs.simulation import Chooser, nearest_slot
+from experiments.errors import UserError
 
 POLICY_HELP = "placement policy: nearest (default)"
 
 
 def chooser_for(name: str, scenario: Scenario) -> Chooser:
     """A ``choose(engine, arrival) -> slot`` callable for the policy called ``name``."""
-    from experiments.cli import UserError
-
     if name == "nearest":
         return nearest_slot
     raise UserError(f"unknown policy {name!r}; known: nearest")

@@ -261,15 +261,7 @@ def _one_link(link_scheduling: str) -> dict:
     "link_scheduling",
     [
         "fifo",
-        pytest.param(
-            "strict_priority",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="engine bug: Engine._serve_next drops one waiting task per priority level "
-                "when the link is down and leaves the rest waiting forever (fix: 'while level:' "
-                "instead of 'if level:'); remove this mark with the fix",
-            ),
-        ),
+        "strict_priority",
     ],
 )
 def test_link_failure_loses_no_waiting_task(link_scheduling):

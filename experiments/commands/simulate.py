@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
 from envs.metrics import format_table
 from envs.scenario import DEFAULT_SCENARIO, load_scenario
 from envs.simulation import simulate
+from experiments.errors import UserError
 from experiments.policies import POLICY_HELP, chooser_for
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
@@ -50,7 +53,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_output(path: str) -> None:
+    """Fail before simulating if ``--json`` cannot be written (no folder, a folder given)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"--json {path}: is a folder; give a file name")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"--json {path}: folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--json {path}: folder {str(folder)!r} is not writable")
+
+
+def _write_json_atomic(path: str, data: dict) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so a failure leaves no partial file."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        _check_output(args.json)
     scenario = load_scenario(args.scenario)
     choose = chooser_for(args.policy, scenario)
     duration = args.duration or scenario.config.duration_s
@@ -75,16 +105,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(result.metrics))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(
-                {
-                    "scenario": scenario.name,
-                    "policy": args.policy,
-                    "seed": args.seed,
-                    "duration_s": duration,
-                    "metrics": result.metrics,
-                },
-                fh,
-                indent=2,
-            )
+        _write_json_atomic(
+            args.json,
+            {
+                "scenario": scenario.name,
+                "policy": args.policy,
+                "seed": args.seed,
+                "duration_s": duration,
+                "metrics": result.metrics,
+            },
+        )
     return 0

@@ -1,0 +1,198 @@
+"""``millinet/Placement-v0``: place and route one arriving task per step.
+
+* **Step** = one arriving task of an agent-decided class. Between two decisions the engine
+  advances; arrivals of other classes (``agent_classes``) are placed by ``background_policy``.
+* **Action** ``Discrete(K)``: a candidate (compute site, path) slot, ordered as in
+  ``envs/network.py`` (nearest site first, then its paths by latency).
+* **Mask** ``action_masks()``: bool (K,), False for empty slots and candidates through a failed
+  element. A masked action is not an error: the task is rejected, counted as dropped (a
+  violation) and ``info["rejected"]`` is True.
+* **Observation**: ``envs.features.featurize`` of the task and per-candidate telemetry,
+  float32 of size 7 + 14 K, independent of the city's size.
+* **Reward** of a step = ``violation`` + ``latency`` terms over the tasks that *finished* since
+  the previous step (a task's outcome is known only after its latency has elapsed):
+  ``violation = -sum(class weight * [late or dropped])`` over all classes, background included,
+  and ``latency = -latency_coef * sum(min(latency / deadline, 2))`` over completed tasks. At the
+  horizon the episode is truncated and every task still in flight is drained into the last
+  reward, so an episode's rewards add up exactly to its weighted violations (plus the latency
+  term). See the README for how this credit reaches the decision that caused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from envs.config import CLASS_NAMES, ScenarioConfig
+from envs.engine import DROPPED, Arrival, Engine
+from envs.features import FEATURE_CLIP, featurize_rows, observation_size
+from envs.metrics import summarize
+from envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+from envs.simulation import nearest_slot
+
+ENV_ID = "millinet/Placement-v0"
+
+
+def default_config() -> dict[str, Any]:
+    """Keyword defaults of :class:`PlacementEnv`, with units."""
+    return {
+        "scenario": DEFAULT_SCENARIO,  # shipped name, YAML path, dict or ScenarioConfig
+        "horizon": 2048,  # decisions per episode (then truncated)
+        "agent_classes": list(CLASS_NAMES),  # classes the agent decides; others: background
+        "background_policy": "nearest",  # "nearest" or a callable (engine, arrival) -> slot
+        "reward_weights": None,  # {class: weight}; None = the scenario's class weights
+        "latency_coef": 0.01,  # weight of the latency/deadline term (per completed task)
+    }
+
+
+class PlacementEnv(gym.Env):
+    """Per-task placement and routing on a millinet scenario (see module docstring)."""
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        scenario: str | dict | ScenarioConfig | Scenario = DEFAULT_SCENARIO,
+        horizon: int = 2048,
+        agent_classes: list[str] | tuple[str, ...] | None = None,
+        background_policy: str | Callable[[Engine, Arrival], int] = "nearest",
+        reward_weights: dict[str, float] | None = None,
+        latency_coef: float = 0.01,
+        render_mode: str | None = None,
+    ) -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        agent_classes = list(agent_classes or CLASS_NAMES)
+        unknown = sorted(set(agent_classes) - set(CLASS_NAMES))
+        if unknown:
+            raise ValueError(f"unknown agent_classes {unknown}; known: {list(CLASS_NAMES)}")
+        if render_mode not in (None, "ansi"):
+            # TypeError, not ValueError: SB3's make_vec_env asks for "rgb_array" and retries
+            # without a render mode only on TypeError.
+            raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if background_policy == "nearest":
+            background_policy = nearest_slot
+        elif not callable(background_policy):
+            raise ValueError("background_policy must be 'nearest' or a callable")
+        self.horizon = horizon
+        self.render_mode = render_mode
+        self.latency_coef = float(latency_coef)
+        self._agent_cls = [name in agent_classes for name in CLASS_NAMES]
+        self._background = background_policy
+        weights = {n: c.weight for n, c in zip(CLASS_NAMES, self.scenario.classes)}
+        for name, w in (reward_weights or {}).items():
+            if name not in weights:
+                raise ValueError(f"reward_weights: unknown class {name!r}")
+            weights[name] = float(w)
+        self._weight = [weights[n] for n in CLASS_NAMES]
+        self.K = self.scenario.network.K
+        self.action_space = gym.spaces.Discrete(self.K)
+        self.observation_space = gym.spaces.Box(
+            0.0, FEATURE_CLIP, shape=(observation_size(self.K),), dtype=np.float32
+        )
+        self.engine = Engine(self.scenario, seed=0)
+        self._arrival: Arrival | None = None
+        self._obs: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.engine.reset(int(self.np_random.integers(2**31 - 1)))
+        self._decisions = 0
+        self._harvested = 0
+        self._arrival = self._next_decision()
+        return self._obs, {"sim_time_s": self.engine.now}
+
+    def step(self, action):
+        if self._arrival is None:
+            raise RuntimeError("call reset() before step()")
+        arrival = self._arrival
+        accepted = self.engine.dispatch(arrival, int(action))
+        self._decisions += 1
+        truncated = self._decisions >= self.horizon
+        if truncated:
+            self.engine.drain()
+        else:
+            self._arrival = self._next_decision()
+        violation, latency = self._harvest()
+        reward = violation + latency
+        info: dict[str, Any] = {
+            "reward_terms": {"violation": violation, "latency": latency},
+            "rejected": not accepted,
+            "task_class": CLASS_NAMES[arrival.cls],
+            "sim_time_s": self.engine.now,
+        }
+        if truncated:
+            metrics = summarize(self.engine.record_array(), self.scenario.classes)
+            info["episode_metrics"] = metrics
+            info["violation_rate_1ms"] = metrics["violation_rate_1ms"]
+        return self._obs, float(reward), False, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """Feasible actions for the pending task: bool array of shape (K,)."""
+        if self._arrival is None:
+            return np.ones(self.K, dtype=bool)
+        return self.engine.mask(self._arrival).copy()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return render_text(self)
+
+    # ------------------------------------------------------------------ internals
+    def _next_decision(self) -> Arrival:
+        """Place background arrivals until one of an agent class arrives; featurise it."""
+        engine = self.engine
+        while True:
+            arrival = engine.next_arrival()
+            if self._agent_cls[arrival.cls]:
+                break
+            engine.dispatch(arrival, self._background(engine, arrival))
+        self._obs = featurize_rows(engine.task_row(arrival), engine.telemetry_rows(arrival))
+        return arrival
+
+    def _harvest(self) -> tuple[float, float]:
+        """Reward terms of the tasks finished since the last harvest."""
+        records = self.engine.records
+        new = records[self._harvested :]
+        self._harvested = len(records)
+        violation = 0.0
+        latency = 0.0
+        deadline = self.engine.deadline_s
+        for rec in new:
+            cls, lat, status = rec[1], rec[6], rec[12]
+            if status:  # late or dropped
+                violation -= self._weight[cls]
+            if status != DROPPED:
+                latency -= min(lat / deadline[cls], 2.0)
+        return violation, self.latency_coef * latency
+
+
+def render_text(env: PlacementEnv) -> str:
+    """Short text view: the pending task, its candidates' queues, violations so far."""
+    engine, arrival = env.engine, env._arrival
+    lines = [f"t = {engine.now * 1e3:9.3f} ms   decisions {env._decisions}/{env.horizon}"]
+    rec = engine.record_array()
+    for c, name in enumerate(CLASS_NAMES):
+        sel = rec["status"][rec["cls"] == c]
+        lines.append(f"  {name:<13} finished {sel.size:>7}  violations {(sel > 0).sum():>6}")
+    if arrival is not None:
+        nodes = engine.net.topology.nodes
+        lines.append(
+            f"pending: {CLASS_NAMES[arrival.cls]} from "
+            f"{env.scenario.factory_names[arrival.factory]}"
+        )
+        tel = engine.telemetry(arrival)
+        for k, cand in enumerate(engine.candidates(arrival).slots):
+            if cand is None:
+                continue
+            ok = "ok " if tel[k, 0] else "-- "
+            lines.append(
+                f"  [{k}] {ok}{nodes[cand.site].name:<22} rtt {tel[k, 1]:7.1f}us  "
+                f"link backlog {tel[k, 3]:8.1f}us  compute wait {tel[k, 5]:8.1f}us"
+            )
+    return "\n".join(lines)
