@@ -23,11 +23,6 @@ from envs.scenario import load_scenario
 
 CAPACITIES_GBPS = [0.1, 1.0, 10.0, 100.0]
 
-# Strict-priority links lose the tasks waiting at a link that fails (engine bug, demonstrated by
-# test_link_failure_loses_no_waiting_task below). Until the engine fix lands, the property test
-# draws faults only for FIFO links; set this to True together with the fix.
-PRIORITY_FAULT_FIX_LANDED = False
-
 
 def _pools(draw, cpu_max: int, gpu_max: int) -> dict:
     return {
@@ -145,18 +140,17 @@ def scenarios(draw) -> tuple[dict, int, int]:
         )
     link_scheduling = draw(st.sampled_from(["fifo", "strict_priority"]))
     faults: dict = {}
-    if link_scheduling == "fifo" or PRIORITY_FAULT_FIX_LANDED:
-        if draw(st.booleans()):
-            down = draw(st.floats(0.0, 0.03))
-            faults["scheduled"] = [
-                {
-                    "element": draw(st.sampled_from(fault_elements)),
-                    "down_at_s": down,
-                    "up_at_s": down + draw(st.floats(0.001, 0.02)),
-                }
-            ]
-        if draw(st.booleans()):
-            faults["random"] = {"link_mtbf_s": draw(st.floats(0.005, 0.1)), "link_mttr_s": 0.002}
+    if draw(st.booleans()):
+        down = draw(st.floats(0.0, 0.03))
+        faults["scheduled"] = [
+            {
+                "element": draw(st.sampled_from(fault_elements)),
+                "down_at_s": down,
+                "up_at_s": down + draw(st.floats(0.001, 0.02)),
+            }
+        ]
+    if draw(st.booleans()):
+        faults["random"] = {"link_mtbf_s": draw(st.floats(0.005, 0.1)), "link_mttr_s": 0.002}
     queue_limit = draw(st.sampled_from([None, 3_000, 60_000, 2_000_000]))
     spec = {
         "name": "hypothesis",
