@@ -22,6 +22,7 @@ Per-task cost is O(hops * log(in-flight tasks)); nothing scales with the size of
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from heapq import heappop, heappush, heapreplace
 from typing import NamedTuple
@@ -86,6 +87,10 @@ class Engine:
     """Weight of the newest outcome in a site's recent-violation average."""
 
     def __init__(self, scenario: Scenario, seed: int = 0) -> None:
+        # The scenario's static objects (topology, candidate sets) live as long as the engine;
+        # moving them out of the cyclic GC's reach keeps full collections, which the per-task
+        # allocations trigger, from costing more in a larger city.
+        gc.freeze()
         self.scenario = scenario
         self.net = scenario.network
         self.deadline_s = [c.deadline_us * 1e-6 for c in scenario.classes]
@@ -325,6 +330,8 @@ class Engine:
     def _serve_next(self, r: int, t: float) -> None:
         """Link ``r`` became free at ``t``: start the highest-priority waiting task. If the link
         has failed meanwhile, every waiting task is dropped (nothing waits forever)."""
+        if self._q_free[r] > t:  # an arrival at exactly t already took the idle link
+            return
         for level in self._waiting.get(r, ()):
             while level:
                 task = level.popleft()

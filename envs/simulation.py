@@ -72,5 +72,9 @@ def simulate(
     wall = time.perf_counter() - start
     records = engine.record_array()
     return SimulationResult(
-        records, summarize(records, scenario.classes), engine.utilisation(duration_s), duration_s, wall
+        records,
+        summarize(records, scenario.classes),
+        engine.utilisation(duration_s),
+        duration_s,
+        wall,
     )
