@@ -195,6 +195,10 @@ class DeadlineAwarePolicy:
     earliest-finish. Sees: the task's deadline, every latency term, the site tier. Cannot see:
     which links and sites the tight tasks of *other* factories rely on, nor the upcoming tight
     arrivals it is reserving capacity for (it reserves by tier, not by forecast).
+
+    The margin was checked on sunflower-metro at its own and at 1.6x load (3 seeds outside
+    the reported ones): 0.25 and 0.5 both gave no 1 ms violation; 0.75 falls back to
+    earliest-finish too often at 1.6x load and is no better than it.
     """
 
     name = "deadline-aware"

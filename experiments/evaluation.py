@@ -285,12 +285,16 @@ def evaluate(
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(run_episode, job): job for job in jobs}
-            for fut in as_completed(futures):
-                job = futures[fut]
-                res = fut.result()
-                results[(job.policy, job.seed)] = res
-                if on_done:
-                    on_done(res)
+            try:
+                for fut in as_completed(futures):
+                    job = futures[fut]
+                    res = fut.result()
+                    results[(job.policy, job.seed)] = res
+                    if on_done:
+                        on_done(res)
+            except BaseException:  # a failed episode or Ctrl-C: do not run the rest
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     ev = Evaluation(
         scenario=built.name,
         policies=list(policies),

@@ -203,3 +203,26 @@ def test_folders_that_are_not_policies_or_lack_their_loader_are_clear_errors(tmp
         except ImportError:
             with pytest.raises(UserError, match="not available in this install"):
                 load_policy(str(folder), scenario)
+
+
+def test_a_policy_that_decides_some_classes_gets_nearest_for_the_others():
+    from envs.simulation import simulate
+    from experiments.policies import PolicyChooser
+
+    class VisionOnly:
+        name = "vision-only"
+        agent_classes = ["vision_qa"]
+
+        def __init__(self):
+            self.calls = 0
+
+        def act(self, observation, mask):
+            self.calls += 1
+            assert observation[2] == 1.0  # is_vision_qa
+            return int(np.flatnonzero(mask)[-1])
+
+    policy = VisionOnly()
+    records = simulate(load_scenario("sunflower-metro"), PolicyChooser(policy), 0.1, 1).records
+    vision = records["cls"] == 2
+    assert policy.calls == vision.sum() > 0
+    assert (records["slot"][~vision] == 0).all()  # nearest: the on-prem slot, no faults
