@@ -12,7 +12,7 @@ import pytest
 from envs.engine import DROPPED, LATE, ON_TIME, RECORD_FIELDS, Engine
 from envs.placement_env import PlacementEnv
 from envs.scenario import load_scenario
-from experiments.cli import UserError
+from experiments.errors import UserError
 from experiments.evaluation import (
     CDF_GRID_US,
     episode_metrics,

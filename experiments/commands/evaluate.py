@@ -150,7 +150,7 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     from agents.heuristics import HEURISTICS
     from envs.scenario import DEFAULT_SCENARIO, list_scenarios
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from experiments.evaluation import evaluate, write_outputs
     from experiments.report import best_line, markdown_report, markdown_summary
 
