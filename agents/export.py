@@ -1,0 +1,358 @@
+"""Export a trained MaskablePPO run to an ONNX policy folder for the scheduler service.
+
+A run folder (written by ``millinet train``) holds ``config.yaml``, ``metrics.json`` and two
+checkpoints, ``best/best_model.zip`` + ``best/vecnormalize.pkl`` and ``final/model.zip`` +
+``final/vecnormalize.pkl``. :func:`export_policy` turns one checkpoint into the folder described
+in ``scheduler/manifest.py``: ``policy.onnx`` (VecNormalize folded into the graph, masked argmax
+inside) and ``manifest.json``. Before it writes the manifest it runs the exported graph with
+onnxruntime against the torch policy on random inputs and refuses to finish on any mismatch.
+
+:class:`RunPolicy` is the same checkpoint acting through SB3 itself (``VecNormalize.normalize_obs``
+then ``MaskablePPO.predict(deterministic=True)``): the reference the export is tested against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pickle
+import platform
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from envs.features import CLASS_NAMES, SITE_TIERS, observation_size
+from scheduler import manifest as fmt
+
+CHECKPOINTS = {
+    "best": ("best", "best_model.zip"),
+    "last": ("final", "model.zip"),
+}
+"""``--checkpoint`` name -> (sub-folder, model file); ``vecnormalize.pkl`` sits beside it."""
+VECNORMALIZE_FILE = "vecnormalize.pkl"
+DEFAULT_OPSET = 17
+
+
+class ExportError(Exception):
+    """The run cannot be exported; the message names the file and the reason."""
+
+
+@dataclass
+class RunCheckpoint:
+    """One checkpoint of a training run, loaded for acting on CPU."""
+
+    run_dir: Path
+    checkpoint: str
+    model_path: Path
+    model: Any  # sb3_contrib.MaskablePPO
+    vecnormalize: Any | None  # stable_baselines3 VecNormalize (no venv attached), or None
+    config: dict
+    metrics: dict | None
+    K: int
+    agent_classes: list[str]
+
+    @property
+    def norm_obs(self) -> bool:
+        return self.vecnormalize is not None and bool(self.vecnormalize.norm_obs)
+
+    def normalize(self, observations: np.ndarray) -> np.ndarray:
+        """SB3's own observation normalisation (identity when ``norm_obs`` is off)."""
+        if self.vecnormalize is None:
+            return np.asarray(observations, dtype=np.float32)
+        return self.vecnormalize.normalize_obs(observations)
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best") -> RunCheckpoint:
+    """Load a run's checkpoint (``best`` or ``last``) with its VecNormalize, config and metrics.
+
+    Raises :class:`ExportError` with a precise message when a file is missing or the model does
+    not act on the featuriser's observation.
+    """
+    from sb3_contrib import MaskablePPO
+
+    run_dir = Path(run_dir)
+    if checkpoint not in CHECKPOINTS:
+        raise ExportError(f"unknown checkpoint {checkpoint!r}; use one of {list(CHECKPOINTS)}")
+    if not run_dir.is_dir():
+        raise ExportError(f"{run_dir}: no such run folder")
+    sub, name = CHECKPOINTS[checkpoint]
+    model_path = run_dir / sub / name
+    vn_path = run_dir / sub / VECNORMALIZE_FILE
+    cfg_path = run_dir / "config.yaml"
+    for path in (model_path, cfg_path):
+        if not path.is_file():
+            raise ExportError(f"{path}: missing (is {run_dir} a finished `millinet train` run?)")
+    try:
+        config = yaml.safe_load(cfg_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ExportError(f"{cfg_path}: not valid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ExportError(f"{cfg_path}: expected a mapping at the top level")
+    # A run trained without VecNormalize (config normalize.enabled: false) has no statistics;
+    # any other run must have them, or the export would silently act on unscaled inputs.
+    normalize_cfg = config.get("normalize")
+    trained_without = isinstance(normalize_cfg, dict) and normalize_cfg.get("enabled") is False
+    if not vn_path.is_file() and not trained_without:
+        raise ExportError(
+            f"{vn_path}: missing (and {cfg_path.name} does not say normalize.enabled: false)"
+        )
+    metrics = None
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ExportError(f"{metrics_path}: not valid JSON: {exc}") from exc
+
+    try:
+        model = MaskablePPO.load(model_path, device="cpu")
+    except Exception as exc:  # zip/pickle/torch errors: all mean "not a usable model"
+        raise ExportError(f"{model_path}: cannot load as a MaskablePPO model: {exc}") from exc
+    vecnormalize = None
+    if vn_path.is_file():
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        with open(vn_path, "rb") as fh:
+            try:
+                vecnormalize = pickle.load(fh)
+            except Exception as exc:  # unpickling a damaged file can raise nearly anything
+                raise ExportError(f"{vn_path}: cannot unpickle VecNormalize: {exc}") from exc
+        if not isinstance(vecnormalize, VecNormalize):
+            raise ExportError(f"{vn_path}: not a VecNormalize ({type(vecnormalize).__name__})")
+
+    n = getattr(model.action_space, "n", None)
+    if n is None:
+        raise ExportError(f"{model_path}: action space {model.action_space} is not Discrete(K)")
+    k = int(n)
+    shape = getattr(model.observation_space, "shape", None)
+    if shape != (observation_size(k),):
+        raise ExportError(
+            f"{model_path}: observation shape {shape} is not the featuriser's (7 + 14 K,) = "
+            f"({observation_size(k)},) for K = {k}"
+        )
+    # (VecNormalize(norm_obs=False) has no obs_rms at all; attribute lookups of missing names
+    # on an unpickled VecNormalize recurse, hence vars().)
+    if vecnormalize is not None and vecnormalize.norm_obs:
+        rms = vars(vecnormalize).get("obs_rms")
+        if rms is None or np.shape(rms.mean) != shape:
+            raise ExportError(
+                f"{vn_path}: observation statistics "
+                f"{'missing' if rms is None else np.shape(rms.mean)} do not match {shape}"
+            )
+    env_cfg = config.get("env") if isinstance(config.get("env"), dict) else {}
+    agent_classes = list(env_cfg.get("agent_classes") or CLASS_NAMES)
+    if not set(agent_classes) <= set(CLASS_NAMES):
+        raise ExportError(f"{cfg_path}: env.agent_classes {agent_classes} not in {CLASS_NAMES}")
+    return RunCheckpoint(
+        run_dir, checkpoint, model_path, model, vecnormalize, config, metrics, k, agent_classes
+    )
+
+
+class RunPolicy:
+    """The torch policy of a run checkpoint behind the shared ``act(observation, mask)``."""
+
+    def __init__(self, run: RunCheckpoint) -> None:
+        self.run = run
+        self.name = f"{run.run_dir.name}@{run.checkpoint}:torch"
+
+    def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
+        obs = self.run.normalize(np.asarray(observation, dtype=np.float32)[None])
+        action, _ = self.run.model.predict(
+            obs, action_masks=np.asarray(mask, dtype=bool)[None], deterministic=True
+        )
+        return int(action[0])
+
+
+class ExportGraph(nn.Module):
+    """Raw observation + mask -> (action, raw logits, masked probs), as SB3 computes them."""
+
+    def __init__(self, run: RunCheckpoint) -> None:
+        super().__init__()
+        policy = run.model.policy
+        self.features = policy.pi_features_extractor
+        self.mlp = policy.mlp_extractor
+        self.action_net = policy.action_net
+        self.norm = run.norm_obs
+        if self.norm:
+            vn = run.vecnormalize
+            mean = np.asarray(vn.obs_rms.mean, dtype=np.float64)
+            std = np.sqrt(np.asarray(vn.obs_rms.var, dtype=np.float64) + vn.epsilon)
+            self.register_buffer("mean", torch.from_numpy(mean))
+            self.register_buffer("std", torch.from_numpy(std))
+            self.clip = float(vn.clip_obs)
+
+    def forward(self, observation: torch.Tensor, mask: torch.Tensor):
+        x = observation
+        if self.norm:  # float64 like numpy in VecNormalize, then float32 like its astype
+            x = torch.clamp((x.double() - self.mean) / self.std, -self.clip, self.clip).float()
+        logits = self.action_net(self.mlp.forward_actor(self.features(x)))
+        masked = torch.where(mask, logits, torch.full_like(logits, fmt.MASKED_LOGIT))
+        action = torch.argmax(masked, dim=1)
+        probs = torch.softmax(masked, dim=1)
+        return action, logits, probs
+
+
+def _torch_reference(run: RunCheckpoint, obs: np.ndarray, mask: np.ndarray):
+    """SB3's own computation: deterministic actions, raw logits, masked probabilities."""
+    policy = run.model.policy
+    norm = run.normalize(obs)
+    actions, _ = run.model.predict(norm, action_masks=mask, deterministic=True)
+    with torch.no_grad():
+        x = torch.as_tensor(norm)
+        features = policy.extract_features(x, policy.pi_features_extractor)
+        logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
+        probs = policy.get_distribution(x, action_masks=mask).distribution.probs
+    return np.asarray(actions), logits.numpy(), probs.numpy()
+
+
+def _self_check(run: RunCheckpoint, onnx_path: Path, n: int = 512, seed: int = 0) -> dict:
+    """Run the exported graph and SB3 on random observations and masks; raise on mismatch."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(seed)
+    d = observation_size(run.K)
+    obs = rng.uniform(0.0, 2.0, size=(n, d)).astype(np.float32)
+    mask = rng.random((n, run.K)) < 0.7
+    mask[np.arange(n), rng.integers(run.K, size=n)] = True
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    action, logits, probs = sess.run(None, {fmt.INPUT_OBSERVATION: obs, fmt.INPUT_MASK: mask})
+    ref_action, ref_logits, ref_probs = _torch_reference(run, obs, mask)
+    agree = float(np.mean(action == ref_action))
+    logit_err = float(np.max(np.abs(logits - ref_logits)))
+    prob_err = float(np.max(np.abs(probs - ref_probs)))
+    if agree < 1.0 or logit_err > 1e-5 or prob_err > 1e-5:
+        raise ExportError(
+            f"exported graph disagrees with the torch policy on random inputs: decisions agree "
+            f"{agree:.2%}, max |logit diff| {logit_err:.2e}, max |prob diff| {prob_err:.2e}"
+        )
+    return {"samples": n, "decision_agreement": agree, "max_abs_logit_diff": logit_err}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def export_policy(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    checkpoint: str = "best",
+    opset: int = DEFAULT_OPSET,
+) -> dict:
+    """Export ``run_dir``'s ``checkpoint`` into ``out_dir``; returns the manifest written."""
+    import onnx
+
+    if opset < fmt.MIN_OPSET:
+        raise ExportError(f"opset must be >= {fmt.MIN_OPSET}, got {opset}")
+    run = load_run(run_dir, checkpoint)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    graph = ExportGraph(run).eval()
+    d = observation_size(run.K)
+    example = (torch.zeros(1, d, dtype=torch.float32), torch.ones(1, run.K, dtype=torch.bool))
+    tmp_model = out / (fmt.MODEL_FILE + ".tmp")
+    # The TorchScript exporter (dynamo=False): exact for this static MLP graph, no graph breaks,
+    # and it honours opset 17; torch warns that it is legacy, which is not news here.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            graph,
+            example,
+            str(tmp_model),
+            input_names=list(fmt.INPUTS),
+            output_names=list(fmt.OUTPUTS),
+            dynamic_axes={name: {0: "batch"} for name in (*fmt.INPUTS, *fmt.OUTPUTS)},
+            opset_version=opset,
+            dynamo=False,
+        )
+    model_proto = onnx.load(str(tmp_model))
+    onnx.checker.check_model(model_proto, full_check=True)
+    model_proto.doc_string = (
+        f"millinet policy: run {run.run_dir.name}, checkpoint {checkpoint}. Inputs: raw "
+        "featuriser observation (VecNormalize folded in) and feasibility mask. Outputs: masked "
+        "argmax action, raw logits, masked probabilities."
+    )
+    onnx.save(model_proto, str(tmp_model))
+    check = _self_check(run, tmp_model)
+    os.replace(tmp_model, out / fmt.MODEL_FILE)
+    sha = fmt.sha256_file(out / fmt.MODEL_FILE)
+
+    vn = run.vecnormalize
+    if run.norm_obs:
+        normalisation = {
+            "applied": "in_graph",
+            "formula": "clip((obs - mean) / sqrt(var + epsilon), -clip_obs, clip_obs), float64",
+            "clip_obs": float(vn.clip_obs),
+            "epsilon": float(vn.epsilon),
+            "mean": np.asarray(vn.obs_rms.mean, dtype=float).tolist(),
+            "var": np.asarray(vn.obs_rms.var, dtype=float).tolist(),
+        }
+    else:
+        why = "VecNormalize with norm_obs off" if vn is not None else "no VecNormalize"
+        normalisation = {"applied": "none", "reason": why}
+    manifest = {
+        "format": fmt.FORMAT,
+        "format_version": fmt.FORMAT_VERSION,
+        "model_version": f"{run.run_dir.name}@{checkpoint}:{sha[:12]}",
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "file": fmt.MODEL_FILE,
+            "sha256": sha,
+            "opset": opset,
+            "inputs": {
+                fmt.INPUT_OBSERVATION: {"dtype": "float32", "shape": ["batch", d]},
+                fmt.INPUT_MASK: {"dtype": "bool", "shape": ["batch", run.K]},
+            },
+            "outputs": {
+                fmt.OUTPUT_ACTION: {"dtype": "int64", "shape": ["batch"], "is": "masked argmax"},
+                fmt.OUTPUT_LOGITS: {"dtype": "float32", "shape": ["batch", run.K], "is": "raw"},
+                fmt.OUTPUT_PROBS: {
+                    "dtype": "float32",
+                    "shape": ["batch", run.K],
+                    "is": f"softmax with infeasible logits set to {fmt.MASKED_LOGIT:g}",
+                },
+            },
+            "export_check": check,
+        },
+        "observation": fmt.observation_spec(run.K),
+        "K": run.K,
+        "classes": list(CLASS_NAMES),
+        "agent_classes": run.agent_classes,
+        "site_tiers": list(SITE_TIERS),
+        "normalisation": normalisation,
+        "source": {
+            "run": run.run_dir.name,
+            "run_dir": str(run.run_dir.resolve()),
+            "checkpoint": checkpoint,
+            "model_file": str(run.model_path.relative_to(run.run_dir)),
+            "algorithm": "MaskablePPO",
+            "num_timesteps": int(getattr(run.model, "num_timesteps", 0)),
+            "versions": _versions(),
+        },
+        "training_config": _jsonable(run.config),
+        "metrics": _jsonable(run.metrics),
+    }
+    tmp_manifest = out / (fmt.MANIFEST_FILE + ".tmp")
+    tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp_manifest, out / fmt.MANIFEST_FILE)
+    return manifest
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import sb3_contrib
+    import stable_baselines3
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "sb3_contrib": sb3_contrib.__version__,
+        "onnx": onnx.__version__,
+    }

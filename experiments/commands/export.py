@@ -1,0 +1,44 @@
+"""``millinet export``: turn a training run into an exported policy folder (ONNX + manifest)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained run to an ONNX policy folder",
+        description="Export a run's checkpoint to DIR/policy.onnx + DIR/manifest.json, the "
+        "folder `millinet serve` loads. The VecNormalize statistics are folded into the graph; "
+        "the graph is checked against the torch policy before the manifest is written.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="training run folder (runs/<name>)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="best/best_model.zip (default) or final/model.zip",
+    )
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents.export import ExportError, export_policy
+    from experiments.errors import UserError
+
+    try:
+        manifest = export_policy(args.run_dir, args.out, args.checkpoint, args.opset)
+    except ExportError as exc:
+        raise UserError(str(exc)) from exc
+    check = manifest["model"]["export_check"]
+    print(
+        f"exported {manifest['model_version']} -> {args.out} (K = {manifest['K']}, "
+        f"observation {manifest['observation']['size']}, opset {manifest['model']['opset']}, "
+        f"normalisation {manifest['normalisation']['applied']}); check vs torch on "
+        f"{check['samples']} inputs: max |logit diff| {check['max_abs_logit_diff']:.1e}"
+    )
+    print(f"serve it with: millinet serve {args.out}")
+    return 0

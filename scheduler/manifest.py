@@ -1,0 +1,149 @@
+"""The exported-policy folder format: file names, graph signature and manifest checks.
+
+An exported policy is a folder with two files:
+
+* ``policy.onnx``: the policy graph (ONNX opset >= 17).
+
+  ========== ======================= =======================================================
+  inputs     ``observation``         float32 (batch, D): ``envs.features.featurize`` output,
+                                     *raw* (the VecNormalize statistics are folded into the
+                                     graph: ``clip((obs - mean) / sqrt(var + eps), +-clip)``,
+                                     computed in float64 exactly as SB3 does)
+  \\          ``mask``                bool (batch, K): True for feasible candidate slots
+  outputs    ``action``              int64 (batch,): masked argmax of the logits (first index
+                                     on ties; slot 0 when nothing is feasible)
+  \\          ``logits``              float32 (batch, K): the *raw* (unmasked) action logits
+  \\          ``probs``               float32 (batch, K): the masked policy distribution,
+                                     softmax over logits with infeasible slots at -1e8 (as
+                                     sb3-contrib's ``MaskableCategorical``)
+  ========== ======================= =======================================================
+
+* ``manifest.json``: see :func:`validate_manifest` for the keys a loader relies on.
+
+This module is the single definition of the format: the exporter (``agents/export.py``)
+writes what it declares and the runtime (``scheduler/runtime.py``) accepts only that. It
+imports nothing beyond the standard library and ``envs.features``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from envs.features import (
+    CANDIDATE_FEATURES,
+    CLASS_NAMES,
+    FEATURES_VERSION,
+    SITE_TIERS,
+    TASK_FEATURES,
+    TASK_FIELDS,
+    TELEMETRY_FIELDS,
+    observation_size,
+)
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "policy.onnx"
+FORMAT = "millinet-policy"
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+MIN_OPSET = 17
+
+INPUT_OBSERVATION = "observation"
+INPUT_MASK = "mask"
+OUTPUT_ACTION = "action"
+OUTPUT_LOGITS = "logits"
+OUTPUT_PROBS = "probs"
+INPUTS = (INPUT_OBSERVATION, INPUT_MASK)
+OUTPUTS = (OUTPUT_ACTION, OUTPUT_LOGITS, OUTPUT_PROBS)
+MASKED_LOGIT = -1e8
+"""Logit given to infeasible slots before the argmax and softmax (as sb3-contrib)."""
+
+
+class PolicyFolderError(Exception):
+    """An exported-policy folder cannot be used; the message says which file and why."""
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def observation_spec(k: int) -> dict[str, Any]:
+    """The observation section of a manifest for K candidate slots (current featuriser)."""
+    return {
+        "featuriser": "envs.features.featurize",
+        "features_version": FEATURES_VERSION,
+        "task_fields": list(TASK_FIELDS),
+        "telemetry_fields": list(TELEMETRY_FIELDS),
+        "task_features": list(TASK_FEATURES),
+        "candidate_features": list(CANDIDATE_FEATURES),
+        "size": observation_size(k),
+        "dtype": "float32",
+    }
+
+
+def validate_manifest(manifest: Any, where: str) -> None:
+    """Raise :class:`PolicyFolderError` unless ``manifest`` is one this code can serve.
+
+    Checks the format and its version, the featuriser version, that the observation layout,
+    class list and site tiers are the current featuriser's, and that K and D agree.
+    ``where`` names the file in messages.
+    """
+
+    def fail(reason: str) -> None:
+        raise PolicyFolderError(f"{where}: {reason}")
+
+    if not isinstance(manifest, dict):
+        fail("not a JSON object")
+    if manifest.get("format") != FORMAT:
+        fail(f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    version = manifest.get("format_version")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        fail(
+            f"unknown format_version {version!r}; this runtime reads "
+            f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))} (re-export the run with this "
+            "version of millinet, or upgrade the scheduler)"
+        )
+    for key in ("model", "observation", "K", "classes", "model_version"):
+        if key not in manifest:
+            fail(f"missing key {key!r}")
+    k = manifest["K"]
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        fail(f"K must be a positive integer, got {k!r}")
+    obs = manifest["observation"]
+    if not isinstance(obs, dict):
+        fail("'observation' must be an object")
+    fv = obs.get("features_version")
+    if fv != FEATURES_VERSION:
+        fail(
+            f"unknown featuriser version {fv!r}: this runtime's envs.features is version "
+            f"{FEATURES_VERSION}; observations would not match what the policy was trained on"
+        )
+    expected = observation_spec(k)
+    for key in ("task_fields", "telemetry_fields", "task_features", "candidate_features"):
+        if obs.get(key) != expected[key]:
+            fail(f"observation.{key} {obs.get(key)!r} differs from the featuriser's")
+    if obs.get("size") != expected["size"]:
+        fail(f"observation.size {obs.get('size')!r} != 7 + 14 K = {expected['size']}")
+    if manifest["classes"] != list(CLASS_NAMES):
+        fail(f"classes {manifest['classes']!r} differ from the featuriser's {list(CLASS_NAMES)}")
+    agent = manifest.get("agent_classes", manifest["classes"])
+    if not isinstance(agent, list) or not agent or not set(agent) <= set(CLASS_NAMES):
+        fail(f"agent_classes {agent!r} must be a non-empty list of {list(CLASS_NAMES)}")
+    if manifest.get("site_tiers", list(SITE_TIERS)) != list(SITE_TIERS):
+        fail(f"site_tiers {manifest['site_tiers']!r} differ from {list(SITE_TIERS)}")
+    model = manifest["model"]
+    if not isinstance(model, dict):
+        fail("'model' must be an object")
+    if model.get("file") != MODEL_FILE:
+        fail(f"model.file is {model.get('file')!r}, expected {MODEL_FILE!r}")
+    sha = model.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        fail("model.sha256 must be a 64-character hex digest")
+    if not isinstance(model.get("opset"), int) or model["opset"] < MIN_OPSET:
+        fail(f"model.opset must be >= {MIN_OPSET}, got {model.get('opset')!r}")
