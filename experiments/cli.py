@@ -14,7 +14,7 @@ import sys
 from envs.errors import ScenarioError
 from experiments.errors import UserError
 
-COMMANDS = ("scenarios", "simulate", "evaluate", "export", "bench", "demo")
+COMMANDS = ("scenarios", "simulate", "evaluate", "export", "serve", "bench", "demo")
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 
