@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHMARKS = ("sim",)
+BENCHMARKS = ("sim", "serve")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
