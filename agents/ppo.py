@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.errors import CheckpointError, CheckpointNotFoundError
 from agents.train_config import (
     VALIDATION_SEED_BASE,
     ConfigError,
@@ -43,14 +44,6 @@ REPORT_SEED_BASE = 950_000
 """``metrics.json`` is measured on reset seeds ``REPORT_SEED_BASE + i`` (held out from training
 and from best-model selection, which uses ``VALIDATION_SEED_BASE + i``)."""
 CHECKPOINTS = ("best", "last", "pretrained")
-
-
-class CheckpointError(ValueError):
-    """A run folder's model or normalisation file is missing, truncated or corrupted."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """A run folder lacks a file it should have."""
 
 
 # --------------------------------------------------------------------------- run folder
@@ -187,7 +180,7 @@ def make_vec_env(cfg: TrainConfig, seeds: list[int] | None = None, stream: int =
     return venv
 
 
-def _new_model(cfg: TrainConfig, venv, tb_dir: Path):
+def _new_model(cfg: TrainConfig, venv):
     p = cfg.ppo
     policy_kwargs = {
         "net_arch": {"pi": list(p.policy.pi), "vf": list(p.policy.vf)},
@@ -236,6 +229,7 @@ class RunPolicy:
         agent_classes: tuple[str, ...] = CLASS_NAMES,
     ) -> None:
         self.name = name
+        self.K = int(sb3_policy.action_space.n)  # candidate slots (the harness checks it)
         # Classes the policy was trained to decide; the others get the nearest rule, as in its
         # training env (the evaluation harness reads this).
         self.agent_classes = tuple(agent_classes)
@@ -454,7 +448,7 @@ class Trainer:
         root.mkdir(parents=True)
         dump_train_config(cfg, RunPaths(root).config)
         venv = make_vec_env(cfg, stream=0)
-        model = _new_model(cfg, venv, RunPaths(root).tb)
+        model = _new_model(cfg, venv)
         trainer = cls(root, cfg, model, stream=0)
         if cfg.pretrain.teacher:
             from agents.pretrain import behaviour_clone

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from agents.errors import CheckpointError
 from envs.errors import ScenarioError
 from experiments.errors import UserError
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, UserError) as exc:
+    except (ScenarioError, UserError, CheckpointError) as exc:
         one_line = " ".join(str(exc).split())  # a message never spans lines
         print(f"millinet {args.command}: error: {one_line}", file=sys.stderr)
         return 2

@@ -50,24 +50,18 @@ def _interrupt_on_sigterm() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.ppo import CheckpointError, train
+    from agents.ppo import train
     from agents.train_config import load_train_config
-    from experiments.cli import UserError
 
     _interrupt_on_sigterm()
-    try:
-        cfg = None
-        if args.resume is None:
-            cfg = load_train_config(args.config, seed=args.seed)
-        root, metrics = train(
-            cfg,
-            runs_dir=args.runs_dir,
-            resume=args.resume,
-            total_timesteps=args.total_timesteps,
-            progress=not args.no_progress,
-        )
-    except CheckpointError as exc:
-        raise UserError(str(exc)) from None
+    cfg = None if args.resume is not None else load_train_config(args.config, seed=args.seed)
+    root, metrics = train(
+        cfg,
+        runs_dir=args.runs_dir,
+        resume=args.resume,
+        total_timesteps=args.total_timesteps,
+        progress=not args.no_progress,
+    )
     print(format_summary(root, metrics))
     return 0
 
