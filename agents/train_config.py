@@ -230,7 +230,25 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
         data.update({k: v for k, v in overrides.items() if v is not None})
     cfg = validate_train_config(data, str(path))
     _check_scenario(cfg, str(path))
+    _check_teacher(cfg, str(path))
     return cfg
+
+
+def _check_teacher(cfg: TrainConfig, source: str) -> None:
+    """``pretrain.teacher`` must name a heuristic that this install has."""
+    name = cfg.pretrain.teacher
+    if name is None:
+        return
+    try:
+        from agents.heuristics import HEURISTICS
+
+        known = list(HEURISTICS)
+    except ImportError:  # the heuristics module is not installed: only the stand-in
+        known = ["earliest-finish"]
+    if name not in known:
+        raise ConfigError(
+            source, "pretrain.teacher", f"unknown heuristic {name!r}; known: {', '.join(known)}"
+        )
 
 
 def _check_scenario(cfg: TrainConfig, source: str) -> None:

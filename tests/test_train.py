@@ -179,6 +179,7 @@ def test_truncated_checkpoints_give_clear_errors(run, tmp_path):
         ("env:\n  agent_classes: [robots]\n", "env.agent_classes[0]", "robot_sync"),
         ("ppo: {batch_size: 9999, n_steps: 8}\n", "", "exceeds the rollout size"),
         ("scenario: no-such-city\n", "scenario", "no-such-city"),
+        ("pretrain: {teacher: oracle}\n", "pretrain.teacher", "unknown heuristic 'oracle'"),
         ("- a list\n", "", "YAML mapping"),
         ("ppo: [unclosed\n", "", "not valid YAML"),
     ],
