@@ -48,8 +48,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Run the imported module's main, not this __main__ copy: commands raise
-    # experiments.cli.UserError, which must be the class main() catches.
-    from experiments.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from experiments.analysis import AnalysisError, analyze
-    from experiments.cli import UserError
+    from experiments.errors import UserError
 
     try:
         paths = analyze(
