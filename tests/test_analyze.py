@@ -102,3 +102,29 @@ def test_errors_name_the_input(tmp_path, capsys):
         read_baselines(tmp_path / "empty.csv")
     assert main(["analyze", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_demo_end_to_end_with_tiny_config(tmp_path, capsys):
+    """`millinet demo` wiring: train, evaluate against the baselines, write the report."""
+    from pathlib import Path
+
+    tiny = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "ppo_tiny.yaml"
+    code = main(
+        [
+            "demo",
+            "--config",
+            str(tiny),
+            "--seeds",
+            "1",
+            "--duration",
+            "0.02",
+            "--runs-dir",
+            str(tmp_path),
+        ]  # fmt: skip
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| ppo (this run) |" in out and "nearest" in out
+    (run,) = tmp_path.iterdir()
+    assert (run / "demo" / "report.md").is_file()
+    assert (run / "demo" / "learning_curves.png").is_file()

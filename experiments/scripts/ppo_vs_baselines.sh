@@ -28,7 +28,8 @@ wait
 policies=(--policy random --policy nearest --policy least-loaded --policy shortest-queue
           --policy earliest-finish --policy deadline-aware)
 for r in "$RUNS"/sunflower-metro_*; do policies+=(--policy "$r"); done
-"$MILLINET" evaluate --scenario sunflower-metro "${policies[@]}" --seeds 10 --out "$OUT/ppo_vs_baselines_eval"
+"$MILLINET" evaluate --scenario sunflower-metro "${policies[@]}" --seeds 10 --workers 2 \
+  --out "$OUT/ppo_vs_baselines_eval"
 
 # 3. Learning curves and the table.
 "$MILLINET" analyze "$RUNS" --out "$OUT/ppo_vs_baselines_analysis" \
