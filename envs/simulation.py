@@ -14,20 +14,51 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.engine import Arrival, Engine
+from envs.features import FEATURE_CLIP
 from envs.metrics import summarize
+from envs.network import CandidateSet
 from envs.scenario import Scenario
 
 Chooser = Callable[[Engine, Arrival], int]
 
 
 def nearest_slot(engine: Engine, arrival: Arrival) -> int:
-    """Lowest-latency feasible candidate: the first feasible slot (slots are ordered by
-    site distance, then path latency). Returns slot 0 if none is feasible (a rejection)."""
+    """The feasible candidate of minimum propagation (``base_rtt``), ties to the lowest slot.
+
+    Returns slot 0 if none is feasible (a rejection). This is the engine-native form of the
+    ``nearest`` heuristic of ``agents.heuristics`` and agrees with it exactly: propagation is
+    compared as the observation carries it (``rtt / deadline`` in float32). Slots are ordered
+    by site distance, then path latency, so without faults this is the first slot; but a
+    second path to a near site can be slower than the first path to the next site, which
+    matters once a fault masks the near site's first path.
+    """
     mask = engine.mask(arrival)
-    for k in range(mask.size):
+    for k in _nearest_order(engine.candidates(arrival), engine.deadline_s[arrival.cls]):
         if mask[k]:
             return k
     return 0
+
+
+_NEAREST_ORDER: dict[tuple[int, float], tuple[CandidateSet, list[int]]] = {}
+
+
+def _nearest_order(cset: CandidateSet, deadline_s: float) -> list[int]:
+    """Slots sorted by the observation's ``rtt_per_deadline`` (stable: ties keep slot order).
+
+    Cached per candidate set and deadline; the entry holds the set, so its id stays unique."""
+    key = (id(cset), deadline_s)
+    hit = _NEAREST_ORDER.get(key)
+    if hit is None or hit[0] is not cset:
+        if len(_NEAREST_ORDER) > 4096:
+            _NEAREST_ORDER.clear()
+        # exactly envs.features.featurize_rows: rtt_us * (1 / deadline_us), float32, clipped
+        deadline_us = deadline_s * 1e6
+        inv = 1.0 / deadline_us if deadline_us > 1.0 else 1.0
+        ratio = ((cset.base_rtt_s * 1e6) * inv).astype(np.float32)
+        np.minimum(ratio, FEATURE_CLIP, out=ratio)
+        order = np.argsort(ratio, kind="stable").tolist()
+        hit = _NEAREST_ORDER[key] = (cset, order)
+    return hit[1]
 
 
 @dataclass

@@ -15,7 +15,7 @@ from agents.errors import CheckpointError
 from envs.errors import ScenarioError
 from experiments.errors import UserError
 
-COMMANDS = ("scenarios", "simulate", "train", "analyze", "bench", "demo")
+COMMANDS = ("scenarios", "simulate", "evaluate", "train", "analyze", "bench", "demo")
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         _check_output(args.json)
     scenario = load_scenario(args.scenario)
-    choose = chooser_for(args.policy, scenario)
+    choose = chooser_for(args.policy, scenario, seed=args.seed)
     duration = args.duration or scenario.config.duration_s
     bar = tqdm(
         total=round(duration * 1000),
