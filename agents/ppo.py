@@ -452,10 +452,14 @@ class Trainer:
         trainer = cls(root, cfg, model, stream=0)
         if cfg.pretrain.teacher:
             from agents.pretrain import behaviour_clone
+            from agents.wrappers import find_timed
 
             t0 = time.perf_counter()
+            timed = find_timed(venv)
+            env0 = timed.env_time_s
             trainer.pretrain_stats = behaviour_clone(model, cfg, model.logger)
             trainer.wall_s += time.perf_counter() - t0
+            trainer.env_s += timed.env_time_s - env0
             model_path, norm_path = trainer.paths.model("pretrained")
             model_path.parent.mkdir(parents=True, exist_ok=True)
             model.save(str(model_path))
