@@ -34,3 +34,7 @@ for r in "$RUNS"/sunflower-metro_*; do policies+=(--policy "$r"); done
 # 3. Learning curves and the table.
 "$MILLINET" analyze "$RUNS" --out "$OUT/ppo_vs_baselines_analysis" \
   --baselines "$OUT/ppo_vs_baselines_eval/summary.csv" --checkpoint best --log-y
+
+# 4. The table of results/ppo_vs_baselines.md (per experiment: mean and 95% CI across runs).
+PYTHONPATH=${PYTHONPATH:-.} "${PYTHON:-.venv/bin/python}" experiments/scripts/summarize_ppo_vs_baselines.py \
+  "$OUT/ppo_vs_baselines_eval"
