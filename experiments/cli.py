@@ -11,10 +11,13 @@ import argparse
 import importlib
 import sys
 
+from agents.errors import CheckpointError
 from envs.errors import ScenarioError
 from experiments.errors import UserError
 
-COMMANDS = ("scenarios", "simulate", "evaluate", "export", "serve", "bench", "demo")
+COMMANDS = (
+    "scenarios", "simulate", "evaluate", "train", "analyze", "export", "serve", "bench", "demo",
+)  # fmt: skip
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, UserError) as exc:
+    except (ScenarioError, UserError, CheckpointError) as exc:
         one_line = " ".join(str(exc).split())  # a message never spans lines
         print(f"millinet {args.command}: error: {one_line}", file=sys.stderr)
         return 2
