@@ -10,8 +10,8 @@ b. the independent SimPy model (``tests/simpy_reference.py``) on the same tasks 
 c. per-task cost on a ~20-node and a ~2,000-node city with the same factories, workload and
    local neighbourhood (the small grid is the corner of the large one), and their ratio.
 
-``bench_serve`` (exported-policy decision latency, in process and over loopback HTTP) lives in
-``experiments/serve_bench.py`` and is re-exported here.
+``bench env`` and ``bench serve`` live in ``experiments/bench_env.py`` and
+``experiments/serve_bench.py``; ``experiments/commands/bench.py`` maps the names.
 
 Targets are recorded next to the measurements; they are never asserted here (timings depend on
 the machine). Progress goes to stderr.
@@ -38,7 +38,6 @@ from envs.engine import DROPPED, Arrival, Engine
 from envs.scenario import Scenario, load_scenario
 from envs.simulation import nearest_slot, simulate
 from experiments.cli import UserError
-from experiments.serve_bench import bench_serve  # noqa: F401  (millinet bench serve)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
-BENCHMARKS = ("sim", "serve")
+# name -> "module:function"; each function takes the output folder and writes <name>.json.
+BENCHMARKS = {
+    "sim": "experiments.benchmarks:bench_sim",
+    "env": "experiments.bench_env:bench_env",
+    "serve": "experiments.serve_bench:bench_serve",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments import benchmarks
-
-    names = BENCHMARKS if args.name == "all" else (args.name,)
+    names = tuple(BENCHMARKS) if args.name == "all" else (args.name,)
     for name in names:
-        getattr(benchmarks, f"bench_{name}")(args.out)
+        module, function = BENCHMARKS[name].split(":")
+        getattr(importlib.import_module(module), function)(args.out)
     return 0
