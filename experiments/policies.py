@@ -77,13 +77,17 @@ def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
 
 def _load_exported(path: Path) -> Policy:
     try:
+        from scheduler.manifest import PolicyFolderError
         from scheduler.runtime import load_policy_folder
     except ImportError as exc:
         raise UserError(
             f"exported policies are not available in this install "
             f"(scheduler.runtime.load_policy_folder: {exc})"
         ) from None
-    return load_policy_folder(path)
+    try:
+        return load_policy_folder(path)
+    except PolicyFolderError as exc:  # names the file and the reason
+        raise UserError(str(exc)) from None
 
 
 def _load_run(path: Path) -> Policy:
