@@ -14,6 +14,7 @@ import sys
 from agents.errors import CheckpointError
 from envs.errors import ScenarioError
 from experiments.errors import UserError
+from scheduler.manifest import PolicyFolderError
 
 COMMANDS = (
     "scenarios", "simulate", "evaluate", "train", "analyze", "export", "serve", "bench", "demo",
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, UserError, CheckpointError) as exc:
+    except (ScenarioError, UserError, CheckpointError, PolicyFolderError) as exc:
         one_line = " ".join(str(exc).split())  # a message never spans lines
         print(f"millinet {args.command}: error: {one_line}", file=sys.stderr)
         return 2

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from envs.features import TASK_FIELDS, TELEMETRY_FIELDS, featurize, observation_size
+from envs.features import (
+    RTT,
+    TASK_FIELDS,
+    TELEMETRY_FIELDS,
+    candidate_matrix,
+    featurize,
+    observation_size,
+)
 from scheduler import manifest as fmt
 from scheduler.manifest import PolicyFolderError
 
@@ -107,7 +114,7 @@ class ExportedPolicy:
         obs = featurize(task, tel)
         m = self._mask(tel, mask)
         if not self.decides(task[0]):
-            return _nearest(m)
+            return _nearest(obs, m, self.K)
         actions, logits, probs = self._session.run(
             self._all, {fmt.INPUT_OBSERVATION: obs[None], fmt.INPUT_MASK: m[None]}
         )
@@ -147,7 +154,7 @@ class ExportedPolicy:
         out = []
         for i, a in enumerate(actions.tolist()):
             if classes is not None and not self.decides(classes[i]):
-                out.append(_nearest(masks[i]))
+                out.append(_nearest(observations[i], masks[i], self.K))
             elif feasible[i]:
                 out.append(Decision(a, float(probs[i, a]), float(logits[i, a])))
             else:
@@ -195,11 +202,16 @@ class ExportedPolicy:
         }
 
 
-def _nearest(mask: np.ndarray) -> Decision:
-    """The nearest rule: the first feasible slot (slots are ordered by latency)."""
+def _nearest(observation: np.ndarray, mask: np.ndarray, k: int) -> Decision:
+    """The nearest rule, as the env and the simulator apply it (``envs.simulation.nearest_slot``):
+    the feasible slot of minimum propagation as the observation carries it, ties to the lowest
+    slot. (Not simply the first feasible slot: under faults a near site's second path can be
+    slower than the next site's first path.)"""
     feasible = np.flatnonzero(mask)
-    slot = int(feasible[0]) if feasible.size else None
-    return Decision(slot, None, None, "nearest")
+    if not feasible.size:
+        return Decision(None, None, None, "nearest")
+    rtt = candidate_matrix(np.asarray(observation), k)[feasible, RTT]
+    return Decision(int(feasible[int(np.argmin(rtt))]), None, None, "nearest")
 
 
 def load_policy_folder(path: str | Path, *, threads: int = 1) -> ExportedPolicy:

@@ -63,6 +63,7 @@ def test_masked_slot_is_rejected_as_a_drop(scenario):
 def test_pool_utilisation_equals_offered_load_even_when_overloaded():
     """Utilisation = served work / arrival window / servers = lambda E[S] / c. The Poisson count
     over the window has relative sd 1/sqrt(lambda T) ~ 1.4 %, so 5 sd is 7 %."""
+
     def one_pool(rate: float) -> dict:
         return {
             "name": "pool",

@@ -198,3 +198,21 @@ def test_scheduler_sources_import_only_the_serving_stack():
                 top = name.split(".")[0]
                 ok = top in allowed or top == "scheduler" or name == "envs.features"
                 assert ok, f"{path.name} imports {name}"
+
+
+def test_runtime_nearest_rule_matches_the_heuristic_under_faults():
+    """Slot 0 (near site, first path) masked: the near site's second path (slot 1) is slower
+    than the next site's first path (slot 2), so 'first feasible' would be wrong."""
+    from agents.heuristics import HEURISTICS
+    from envs.features import featurize
+    from scheduler.runtime import _nearest
+
+    tel = np.zeros((4, 10))
+    tel[:, 0] = 1
+    tel[:, 8] = 1
+    tel[:, 1] = [100.0, 400.0, 250.0, 500.0]  # base RTT, us
+    mask = np.array([False, True, True, True])
+    obs = featurize(np.array([0, 100, 100, 50, 1000.0]), tel)
+    expected = HEURISTICS["nearest"]().act(obs, mask)
+    assert expected == 2
+    assert _nearest(obs, mask, 4).slot == expected
