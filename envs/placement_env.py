@@ -120,11 +120,10 @@ class PlacementEnv(gym.Env):
             self._arrival = self._next_decision()
         violation, latency = self._harvest()
         reward = violation + latency
+        # Kept small on purpose: SB3's DummyVecEnv deep-copies every info dict on every step.
         info: dict[str, Any] = {
             "reward_terms": {"violation": violation, "latency": latency},
             "rejected": not accepted,
-            "task_class": CLASS_NAMES[arrival.cls],
-            "sim_time_s": self.engine.now,
         }
         if truncated:
             metrics = summarize(self.engine.record_array(), self.scenario.classes)
