@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from envs.errors import ScenarioError
+from envs.errors import ScenarioError, format_location
 from envs.features import CLASS_NAMES
 from envs.scenario import DEFAULT_SCENARIO
 
@@ -190,16 +190,6 @@ class TrainConfig(_Strict):
         return out
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def validate_train_config(data: Any, source: str) -> TrainConfig:
     """Validate plain data; the first problem becomes a :class:`ConfigError`."""
     if data is None:
@@ -213,7 +203,7 @@ def validate_train_config(data: Any, source: str) -> TrainConfig:
         first = errors[0]
         reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        raise ConfigError(source, _format_loc(first["loc"]), reason + more) from None
+        raise ConfigError(source, format_location(first["loc"]), reason + more) from None
 
 
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:

@@ -29,3 +29,14 @@ class FieldError(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+def format_location(loc: tuple | list) -> str:
+    """A pydantic error location as written in a YAML file: ``factories[0].workload.x``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out

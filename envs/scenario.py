@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from envs import config as schema
 from envs import generators
-from envs.errors import FieldError, ScenarioError
+from envs.errors import FieldError, ScenarioError, format_location
 from envs.graphml import load_graphml
 from envs.network import CompiledNetwork
 from envs.topology import Topology
@@ -85,16 +85,6 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
     return clean, types
 
 
-def _format_loc(loc: list[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def _error_text(err: dict[str, Any]) -> tuple[str, str]:
     """(field, reason) of one pydantic error, worded for someone editing the YAML file."""
     loc, types = _walk(tuple(err["loc"]))
@@ -108,25 +98,27 @@ def _error_text(err: dict[str, Any]) -> tuple[str, str]:
             if close
             else f"known keys: {', '.join(known)}"
         )
-        return _format_loc(loc), f"unknown key; {hint}"
+        return format_location(loc), f"unknown key; {hint}"
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         key = err["ctx"]["discriminator"].strip("'")
         tags = ", ".join(repr(tag) for t in types if _is_model(t) for tag in _tags(t))
         what = "missing" if kind == "union_tag_not_found" else f"unknown value {value[key]!r}"
-        return _format_loc([*loc, key]), f"{what}; expected one of {tags}"
+        return format_location([*loc, key]), f"{what}; expected one of {tags}"
     if kind == "missing":
-        return _format_loc(loc), "required key is missing"
+        return format_location(loc), "required key is missing"
     if kind == "too_short":
         n = err["ctx"]["min_length"]
-        return _format_loc(loc), f"needs at least {n} item(s), got {err['ctx']['actual_length']}"
+        return format_location(
+            loc
+        ), f"needs at least {n} item(s), got {err['ctx']['actual_length']}"
     if kind in ("model_attributes_type", "model_type", "dict_type"):
-        return _format_loc(loc), f"must be a mapping of keys to values (got {value!r})"
+        return format_location(loc), f"must be a mapping of keys to values (got {value!r})"
     if kind == "value_error":
-        return _format_loc(loc), msg.removeprefix("Value error, ")
+        return format_location(loc), msg.removeprefix("Value error, ")
     reason = msg.replace("Input should be", "must be")
     if value is None or isinstance(value, (str, int, float, bool)):
         reason += f" (got {value!r})"
-    return _format_loc(loc), reason
+    return format_location(loc), reason
 
 
 def validate_config(data: Any, source: str) -> schema.ScenarioConfig:

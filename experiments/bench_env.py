@@ -24,7 +24,7 @@ import numpy as np
 
 from envs.placement_env import PlacementEnv
 from envs.scenario import DEFAULT_SCENARIO, load_scenario
-from experiments.benchmarks import _machine, grid_city
+from experiments.benchmarks import grid_city, machine_info
 
 TARGETS = {
     "decisions_per_s_min": 30_000,
@@ -82,7 +82,7 @@ def bench_env(
     out_dir: str, steps: int = 30_000, repeats: int = 3, ppo_timesteps: int = 16_384
 ) -> dict:
     """Run the three measurements and write ``<out_dir>/env.json``; returns its content."""
-    machine = _machine()
+    machine = machine_info()
     default = PlacementEnv(DEFAULT_SCENARIO, horizon=2048)
     _log(f"default scenario: {repeats} x {steps} random valid decisions")
     rates = [decisions_per_second(default, steps, seed) for seed in range(repeats)]

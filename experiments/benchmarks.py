@@ -187,7 +187,9 @@ def grid_city(rows: int, cols: int) -> dict:
 
 
 # --------------------------------------------------------------------------- the benchmark
-def _machine() -> dict:
+def machine_info(**versions: str) -> dict:
+    """The machine a benchmark ran on: platform, CPU model and count, Python and numpy versions,
+    the 1-minute load average at the start, the git commit; ``versions`` adds more (name=ver)."""
     try:
         commit = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
@@ -197,12 +199,21 @@ def _machine() -> dict:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
     return {
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "cpu": cpu or platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        **versions,
         "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "git_commit": commit or None,
     }
@@ -253,7 +264,7 @@ def bench_sim(
     except ImportError as exc:
         raise UserError(str(exc)) from None
     started = time.perf_counter()
-    machine = _machine()  # before the runs: its load average is the one at the start
+    machine = machine_info()  # before the runs: its load average is the one at the start
 
     # (a) engine throughput on the default scenario
     scenario = load_scenario("sunflower-metro")

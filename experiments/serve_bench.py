@@ -28,8 +28,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,46 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.benchmarks import machine_info
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"in_process_p99_us_max": 100.0, "http_p99_ms_max_at_1000_rps": 2.0}
 
 
 def _log(msg: str) -> None:
     print(f"bench serve: {msg}", file=sys.stderr, flush=True)
-
-
-def _machine() -> dict:
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu or platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "torch": torch.__version__,
-        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "git_commit": commit or None,
-    }
 
 
 # --------------------------------------------------------------------------- inputs
@@ -468,7 +434,10 @@ def bench_serve(
     from agents.export import export_policy
 
     started = time.perf_counter()
-    machine = _machine()
+    import onnxruntime
+    import torch
+
+    machine = machine_info(onnxruntime=onnxruntime.__version__, torch=torch.__version__)
     inputs = engine_inputs(n_inputs)
     with tempfile.TemporaryDirectory(prefix="millinet-bench-serve-") as tmp:
         tmp_path = Path(tmp)
