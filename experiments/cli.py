@@ -17,7 +17,8 @@ from experiments.errors import UserError
 from scheduler.manifest import PolicyFolderError
 
 COMMANDS = (
-    "scenarios", "simulate", "evaluate", "train", "analyze", "export", "serve", "bench", "demo",
+    "scenarios", "simulate", "evaluate", "train", "analyze", "sweep", "export", "serve",
+    "bench", "demo",
 )  # fmt: skip
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
