@@ -230,7 +230,8 @@ def _pct(x: float) -> str:
 
 
 def summarize_groups(runs: list[RunData], checkpoint: str = "last") -> list[dict[str, Any]]:
-    """Per group: runs, mean final violation_rate_1ms and its 95% CI across runs."""
+    """Per group: runs, mean final violation_rate_1ms and its 95% CI across runs (Student t;
+    the lower bound clipped at 0, a rate's floor)."""
     groups: dict[str, list[RunData]] = {}
     for r in runs:
         groups.setdefault(r.group, []).append(r)
@@ -243,7 +244,7 @@ def summarize_groups(runs: list[RunData], checkpoint: str = "last") -> list[dict
                 "policy": name,
                 "runs": len(members),
                 "violation_rate_1ms": mean,
-                "ci_low": mean - half if not math.isnan(half) else math.nan,
+                "ci_low": max(mean - half, 0.0) if not math.isnan(half) else math.nan,
                 "ci_high": mean + half if not math.isnan(half) else math.nan,
                 "values": vals,
             }
@@ -272,8 +273,9 @@ def plot_curves(
                 continue
             x, mean, half, n = band
             (line,) = ax.plot(x, mean, label=f"{gname} (n={n})")
-            if n > 1:
-                ax.fill_between(x, mean - half, mean + half, alpha=0.25, color=line.get_color())
+            if n > 1:  # rates: the band stops at 0
+                low = np.maximum(mean - half, 0.0)
+                ax.fill_between(x, low, mean + half, alpha=0.25, color=line.get_color())
         for b in baselines or []:
             ax.axhline(b["violation_rate_1ms"], ls="--", lw=1, color="grey")
             ax.annotate(
@@ -288,8 +290,9 @@ def plot_curves(
         ax.set_title(tag)
         ax.set_xlabel("env steps (decisions)")
         ax.set_ylabel("violation_rate_1ms")
-        if log_y:
-            ax.set_yscale("log")
+        if log_y:  # log above 1e-4, linear below: 0 stays on the plot
+            ax.set_yscale("symlog", linthresh=1e-4)
+            ax.set_ylim(bottom=-2e-5)  # a zero curve stays visible above the axis
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -339,7 +342,7 @@ def markdown_report(
         share = m.get("env_time_share")
         lines.append(
             f"| {r.name} | {m.get('timesteps', '–')} | "
-            f"{m.get('wall_s', math.nan):.0f} | "
+            f"{'–' if m.get('wall_s') is None else format(m['wall_s'], '.0f')} | "
             f"{'–' if share is None else f'{100 * share:.0f}%'} | "
             f"{_pct(final_value(r, 'last'))} | {_pct(final_value(r, 'best'))} | "
             f"{best.get('timesteps', '–')} |"

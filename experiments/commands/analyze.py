@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="last",
         help="which model's metrics.json numbers the final table uses (default last)",
     )
-    p.add_argument("--log-y", action="store_true", help="log-scale y axis")
+    p.add_argument(
+        "--log-y", action="store_true", help="log-scale y axis (linear below 1e-4, so 0 shows)"
+    )
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,9 @@ the training env) and measures, per decision:
 
 * the delay, in decisions, until the decided task's outcome enters the reward;
 * the tasks whose outcomes enter each step's reward;
+* for each 1 ms task that missed its deadline, whether the chosen candidate's *predicted*
+  latency (``est_latency_per_deadline``, the no-interference estimate) met the deadline at
+  decision time (then the miss came from traffic that arrived after the decision);
 * the share of the variance of the discounted return G_t (gamma = 0.99) that the decided
   task's own reward terms (its violation and latency terms, discounted by their delay) explain:
   the signal PPO's advantage has to find; the rest is the outcomes of the other tasks in flight.
@@ -19,6 +22,7 @@ import sys
 import numpy as np
 
 from agents.pretrain import EarliestFinish
+from envs.features import EST_LATENCY, candidate_matrix
 from envs.placement_env import PlacementEnv
 
 
@@ -34,14 +38,20 @@ def main(policy: str = "earliest-finish", episodes: int = 3, horizon: int = 8192
     deadline = env.engine.deadline_s
     weights = env._weight
     delays, per_step, own_share = [], [], []
+    missed_predicted_ok, missed = 0, 0
     for ep in range(episodes):
         obs, _ = env.reset(seed=950_000 + ep)
         decided: dict[int, int] = {}
         rewards, own = [], np.zeros(horizon)
         seen = 0
+        predicted: dict[int, float] = {}
         for t in range(horizon):
             decided[env._arrival.task_id] = t
-            obs, r, _, trunc, _ = env.step(teacher.act(obs, env.action_masks()))
+            action = teacher.act(obs, env.action_masks())
+            predicted[env._arrival.task_id] = float(
+                candidate_matrix(obs, env.K)[action, EST_LATENCY]
+            )
+            obs, r, _, trunc, _ = env.step(action)
             rewards.append(r)
             new = env.engine.records[seen:]
             seen = len(env.engine.records)
@@ -51,6 +61,9 @@ def main(policy: str = "earliest-finish", episodes: int = 3, horizon: int = 8192
                 if step is None:
                     continue
                 delays.append(t - step)
+                if rec[12] and env.engine.deadline_s[rec[1]] <= 1e-3:
+                    missed += 1
+                    missed_predicted_ok += predicted[rec[0]] <= 1.0
                 term = -weights[rec[1]] if rec[12] else 0.0  # late or dropped
                 if rec[12] != 2:  # completed: latency term
                     term -= env.latency_coef * min(rec[6] / deadline[rec[1]], 2.0)
@@ -73,6 +86,10 @@ def main(policy: str = "earliest-finish", episodes: int = 3, horizon: int = 8192
         f"{np.percentile(d, 99):.0f}"
     )
     print(f"finished tasks charged per step: mean {np.mean(per_step):.2f}")
+    print(
+        f"1 ms tasks that missed: {missed}; of these, predicted within the deadline at "
+        f"decision time: {missed_predicted_ok}"
+    )
     print(
         "share of Var(G_t) explained by the decided task's own reward terms: "
         f"{np.nanmean(own_share):.4f}"

@@ -5,7 +5,8 @@ Trained runs: grouped by experiment (run name without seed and time); per run th
 the evaluation seeds, then the mean over runs (training seeds) with a 95% Student-t CI, and
 the pooled count of 1 ms violations over every run and seed.
 
-Usage: python experiments/scripts/summarize_ppo_vs_baselines.py EVAL_DIR
+Usage: python experiments/scripts/summarize_ppo_vs_baselines.py EVAL_DIR [EVAL_DIR ...]
+(several folders: their rows are pooled, e.g. runs evaluated in batches on the same seeds).
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from agents.ppo import mean_ci95
 from experiments.analysis import group_key
 
 
-def main(eval_dir: str) -> None:
-    root = Path(eval_dir)
-    per_seed = root / "per_seed.csv"
-    if not per_seed.is_file():  # one sub-folder per scenario
-        per_seed = next(root.glob("*/per_seed.csv"))
-    rows = list(csv.DictReader(per_seed.open()))
-    summary = {
-        (r["policy"], r["metric"]): r
-        for r in csv.DictReader((per_seed.parent / "summary.csv").open())
-    }
+def main(*eval_dirs: str) -> None:
+    rows: list[dict] = []
+    summary: dict = {}
+    for eval_dir in eval_dirs:
+        root = Path(eval_dir)
+        per_seed = root / "per_seed.csv"
+        if not per_seed.is_file():  # one sub-folder per scenario
+            per_seed = next(root.glob("*/per_seed.csv"))
+        rows += list(csv.DictReader(per_seed.open()))
+        for r in csv.DictReader((per_seed.parent / "summary.csv").open()):
+            summary[(r["policy"], r["metric"])] = r
     by_policy: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_policy[r["policy"]].append(r)
@@ -81,4 +83,4 @@ def main(eval_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
