@@ -13,7 +13,7 @@ import sys
 
 from envs.errors import ScenarioError
 
-COMMANDS = ("scenarios", "simulate", "bench", "demo")
+COMMANDS = ("scenarios", "simulate", "train", "analyze", "bench", "demo")
 
 
 class UserError(Exception):
@@ -47,4 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: commands raise
+    # experiments.cli.UserError, which must be the class main() catches.
+    from experiments.cli import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,235 @@
+"""The training config: one YAML file per experiment, validated by pydantic.
+
+In the spirit of RL Zoo's hyperparameter files, a config holds everything a run needs: the
+scenario, the env keyword arguments, the vectorisation, VecNormalize and the PPO
+hyperparameters, the evaluation and checkpoint schedule. ``millinet train`` writes the resolved
+config (every default filled in) to ``runs/<run-name>/config.yaml``, so a run folder says
+exactly what ran and ``--resume`` needs nothing else. See ``experiments/configs/*.yaml``.
+
+Seeds: ``seed`` seeds the network and the stream of training episodes, which are reset with
+seeds drawn below :data:`VALIDATION_SEED_BASE`; held-out validation episodes (evaluation during
+training and best-model selection) are reset with ``VALIDATION_SEED_BASE + i`` and the episodes
+of ``metrics.json`` with ``agents.ppo.REPORT_SEED_BASE + i``. These are ``reset`` seeds: the env
+derives its engine (workload) seed from them, always below 2**31, so the evaluation harness's
+engine seeds (2**31 + i, ``experiments/seeds.py``) are never trained on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from envs.errors import ScenarioError
+from envs.features import CLASS_NAMES
+from envs.scenario import DEFAULT_SCENARIO
+
+VALIDATION_SEED_BASE = 900_000
+"""Held-out validation episodes use reset seeds ``VALIDATION_SEED_BASE + i``; training episode
+seeds are drawn from [0, VALIDATION_SEED_BASE)."""
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+UnitFloat = Annotated[float, Field(ge=0, le=1)]
+
+
+class ConfigError(ScenarioError):
+    """A training config is invalid; the message names the file, the field and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnvKwargs(_Strict):
+    """Keyword arguments of ``millinet/Placement-v0`` (see ``envs/placement_env.py``)."""
+
+    horizon: PositiveInt = Field(2048, description="decisions per episode")
+    agent_classes: list[Literal["robot_sync", "agv_dispatch", "vision_qa"]] = Field(
+        default_factory=lambda: list(CLASS_NAMES),
+        min_length=1,
+        description="classes the agent decides; the others are placed by the nearest rule",
+    )
+    reward_weights: (
+        dict[Literal["robot_sync", "agv_dispatch", "vision_qa"], PositiveFloat] | None
+    ) = Field(None, description="violation weight per class; null = the scenario's weights")
+    latency_coef: Annotated[float, Field(ge=0)] = Field(
+        0.01, description="weight of the latency/deadline term per completed task"
+    )
+
+
+class NormalizeConfig(_Strict):
+    """``VecNormalize`` options; statistics are saved next to every model."""
+
+    enabled: bool = True
+    norm_obs: bool = True
+    norm_reward: bool = True
+    clip_obs: PositiveFloat = 10.0
+    clip_reward: PositiveFloat = 10.0
+
+
+class PolicyConfig(_Strict):
+    """The actor-critic MLP."""
+
+    pi: list[PositiveInt] = Field(default_factory=lambda: [128, 128], description="actor layers")
+    vf: list[PositiveInt] = Field(default_factory=lambda: [128, 128], description="critic layers")
+    activation_fn: Literal["tanh", "relu"] = "tanh"
+    ortho_init: bool = True
+
+
+class PPOConfig(_Strict):
+    """PPO hyperparameters (names as in SB3). ``n_steps`` is per env."""
+
+    learning_rate: PositiveFloat = 3e-4
+    n_steps: PositiveInt = 512
+    batch_size: PositiveInt = 256
+    n_epochs: PositiveInt = 10
+    gamma: UnitFloat = 0.99
+    gae_lambda: UnitFloat = 0.95
+    clip_range: PositiveFloat = 0.2
+    normalize_advantage: bool = True
+    ent_coef: Annotated[float, Field(ge=0)] = 0.0
+    vf_coef: Annotated[float, Field(ge=0)] = 0.5
+    max_grad_norm: PositiveFloat = 0.5
+    target_kl: PositiveFloat | None = None
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+
+class EvalConfig(_Strict):
+    """Evaluation on held-out validation seeds (``VALIDATION_SEED_BASE + i``)."""
+
+    freq: PositiveInt = Field(50_000, description="env steps (all envs together) between evals")
+    episodes: Annotated[int, Field(gt=0, le=10_000)] = Field(
+        5, description="validation episodes per evaluation"
+    )
+    final_episodes: Annotated[int, Field(gt=0, le=10_000)] = Field(
+        10, description="held-out episodes (report seeds) for metrics.json"
+    )
+
+
+class CheckpointConfig(_Strict):
+    """Periodic checkpoints ``checkpoints/model_<steps>_steps.zip`` (+ VecNormalize)."""
+
+    freq: PositiveInt = Field(100_000, description="env steps (all envs together)")
+
+
+class TrainConfig(_Strict):
+    """A training run. Every field has a default; a config file sets only what it changes."""
+
+    algo: Literal["maskppo", "ppo"] = Field(
+        "maskppo", description="maskppo = sb3-contrib MaskablePPO; ppo = SB3 PPO, no masks"
+    )
+    scenario: str = Field(DEFAULT_SCENARIO, description="shipped scenario name or YAML path")
+    seed: Annotated[int, Field(ge=0, lt=VALIDATION_SEED_BASE)] = 0
+    total_timesteps: PositiveInt = 1_000_000
+    n_envs: PositiveInt = 4
+    vec_env: Literal["dummy", "subproc"] = "dummy"
+    torch_threads: PositiveInt = 1
+    env: EnvKwargs = Field(default_factory=EnvKwargs)
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        rollout = self.ppo.n_steps * self.n_envs
+        if self.ppo.batch_size > rollout:
+            raise ValueError(
+                f"ppo.batch_size ({self.ppo.batch_size}) exceeds the rollout size "
+                f"n_steps * n_envs = {rollout}"
+            )
+        return self
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``PlacementEnv``."""
+        return {"scenario": self.scenario, **self.env.model_dump()}
+
+    def flat(self) -> dict[str, bool | int | float | str]:
+        """Flattened scalar view (``ppo.gamma`` ...), for TensorBoard's HParams tab."""
+        out: dict[str, bool | int | float | str] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else k, v)
+            elif isinstance(value, (bool, int, float, str)):
+                out[prefix] = value
+            else:  # lists, None
+                out[prefix] = str(value)
+
+        walk("", self.model_dump())
+        return out
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validate_train_config(data: Any, source: str) -> TrainConfig:
+    """Validate plain data; the first problem becomes a :class:`ConfigError`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "a training config must be a YAML mapping at the top level")
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        raise ConfigError(source, _format_loc(first["loc"]), reason + more) from None
+
+
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read and validate a YAML training config; ``overrides`` (top-level keys, None ignored)
+    replace values from the file before validation."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "", "file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
+    if isinstance(data, dict):
+        data.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = validate_train_config(data, str(path))
+    _check_scenario(cfg, str(path))
+    return cfg
+
+
+def _check_scenario(cfg: TrainConfig, source: str) -> None:
+    """Fail early, naming the config, when the scenario does not resolve."""
+    from envs.scenario import resolve_config
+
+    try:
+        resolve_config(cfg.scenario)
+    except ScenarioError as exc:
+        raise ConfigError(source, "scenario", str(exc)) from None
+
+
+def dump_train_config(cfg: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (readable by :func:`load_train_config`)."""
+    Path(path).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+
+
+def scenario_label(cfg: TrainConfig) -> str:
+    """Short scenario name for run names: the shipped name or the YAML file's stem."""
+    return Path(cfg.scenario).stem if cfg.scenario.endswith((".yaml", ".yml")) else cfg.scenario
+
+
+def run_name(cfg: TrainConfig, when: float | None = None) -> str:
+    """``<scenario>_<algo>_s<seed>_<YYYYmmdd-HHMMSS>``, e.g.
+    ``sunflower-metro_maskppo_s0_20261126-113000``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    return f"{scenario_label(cfg)}_{cfg.algo}_s{cfg.seed}_{stamp}"

@@ -1,0 +1,84 @@
+"""``millinet train``: train (Maskable)PPO from a YAML config into ``runs/<run-name>/``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ppo_sunflower.yaml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a PPO placement policy (TensorBoard, checkpoints, metrics)",
+        description="Train MaskablePPO (or plain PPO) on a scenario from a YAML config. Writes "
+        "runs/<scenario>_<algo>_s<seed>_<time>/ with config.yaml, tb/ (TensorBoard), "
+        "checkpoints/, best/, final/ and metrics.json. Watch with: tensorboard --logdir runs/",
+    )
+    p.add_argument(
+        "--config",
+        default=str(DEFAULT_CONFIG),
+        help="training config YAML (default experiments/configs/ppo_sunflower.yaml)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    p.add_argument(
+        "--total-timesteps",
+        type=int,
+        default=None,
+        help="total env steps of the run (overrides the config; with --resume: the new total)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue this run from its newest checkpoint (ignores --config and --seed)",
+    )
+    p.add_argument("--runs-dir", default="runs", help="parent folder of run folders (default runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents.ppo import CheckpointError, train
+    from agents.train_config import load_train_config
+    from experiments.cli import UserError
+
+    try:
+        cfg = None
+        if args.resume is None:
+            cfg = load_train_config(args.config, seed=args.seed)
+        root, metrics = train(
+            cfg,
+            runs_dir=args.runs_dir,
+            resume=args.resume,
+            total_timesteps=args.total_timesteps,
+            progress=not args.no_progress,
+        )
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+    print(format_summary(root, metrics))
+    return 0
+
+
+def format_summary(root: Path, metrics: dict) -> str:
+    """A few lines: where the run is and its held-out metrics."""
+
+    def pct(x):
+        return "n/a" if x is None or x != x else f"{100 * x:.3f}%"
+
+    lines = [
+        f"run {root}  ({metrics['timesteps']:,} steps, {metrics['wall_s']:.0f} s, "
+        f"env share of wall time {pct(metrics['env_time_share'])})",
+        f"  last model  violation_rate_1ms {pct(metrics['violation_rate_1ms'])}"
+        f" ± {pct(metrics['violation_rate_1ms_ci95'])} over {metrics['last']['episodes']} "
+        "held-out episodes",
+    ]
+    if "best" in metrics:
+        b = metrics["best"]
+        lines.append(
+            f"  best model  violation_rate_1ms {pct(b['violation_rate_1ms'])}"
+            f" ± {pct(b['violation_rate_1ms_ci95'])} (from step {b.get('timesteps')})"
+        )
+    lines.append(f"  tensorboard --logdir {root.parent}")
+    return "\n".join(lines)
