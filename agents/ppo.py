@@ -36,6 +36,7 @@ from agents.train_config import (
     run_name,
     validate_train_config,
 )
+from envs.features import CLASS_NAMES
 
 REPORT_SEED_BASE = 950_000
 """``metrics.json`` is measured on reset seeds ``REPORT_SEED_BASE + i`` (held out from training
@@ -189,8 +190,13 @@ def _new_model(cfg: TrainConfig, venv, tb_dir: Path):
         "activation_fn": {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[p.policy.activation_fn],
         "ortho_init": p.policy.ortho_init,
     }
+    policy: Any = "MlpPolicy"
+    if p.policy.arch == "candidate":
+        from agents.networks import CandidateMaskablePolicy, CandidatePolicy
+
+        policy = CandidateMaskablePolicy if cfg.algo == "maskppo" else CandidatePolicy
     return _algo_class(cfg.algo)(
-        "MlpPolicy",
+        policy,
         venv,
         learning_rate=p.learning_rate,
         n_steps=p.n_steps,
@@ -216,8 +222,19 @@ class RunPolicy:
     """A trained actor as a :class:`agents.policy.Policy`: VecNormalize observation scaling,
     then the masked argmax of the actor's logits (deterministic)."""
 
-    def __init__(self, name: str, sb3_policy, obs_rms=None, clip_obs=10.0, epsilon=1e-8) -> None:
+    def __init__(
+        self,
+        name: str,
+        sb3_policy,
+        obs_rms=None,
+        clip_obs: float = 10.0,
+        epsilon: float = 1e-8,
+        agent_classes: tuple[str, ...] = CLASS_NAMES,
+    ) -> None:
         self.name = name
+        # Classes the policy was trained to decide; the others get the nearest rule, as in its
+        # training env (the evaluation harness reads this).
+        self.agent_classes = tuple(agent_classes)
         self.policy = sb3_policy.to("cpu").eval()
         self.obs_mean = None if obs_rms is None else np.asarray(obs_rms.mean, dtype=np.float64)
         self.obs_std = None if obs_rms is None else np.sqrt(np.asarray(obs_rms.var) + epsilon)
@@ -253,11 +270,14 @@ def actor_logits(policy, obs: torch.Tensor) -> torch.Tensor:
 def _load_model(cfg: TrainConfig, path: Path, env=None):
     if not path.is_file():
         raise CheckpointNotFoundError(f"{path}: model file not found")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a model zip, the file is truncated or corrupted")
     try:
         return _algo_class(cfg.algo).load(str(path), env=env, device="cpu")
-    except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError, OSError) as exc:
+    except Exception as exc:  # SB3 raises assertions, zip, pickle and torch errors alike
         raise CheckpointError(
-            f"{path}: cannot load the model, the file is truncated or corrupted ({exc})"
+            f"{path}: cannot load the model, the file is truncated or corrupted or was saved "
+            f"for another algorithm or env ({type(exc).__name__}: {exc})"
         ) from None
 
 
@@ -269,12 +289,15 @@ def _load_vecnormalize(path: Path):
     try:
         with open(path, "rb") as fh:
             vecnorm = pickle.load(fh)
-        vecnorm.obs_rms  # noqa: B018  (a VecNormalize must carry its statistics)
     except Exception as exc:  # unpickling can raise nearly anything on a damaged file
         raise CheckpointError(
             f"{path}: cannot load the VecNormalize statistics, the file is truncated or "
             f"corrupted ({type(exc).__name__}: {exc})"
         ) from None
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    if not isinstance(vecnorm, VecNormalize):
+        raise CheckpointError(f"{path}: not a VecNormalize pickle ({type(vecnorm).__name__})")
     return vecnorm
 
 
@@ -296,15 +319,23 @@ def load_run_policy(run_dir: str | Path, checkpoint: str = "best") -> RunPolicy:
         vecnorm = _load_vecnormalize(norm_path)
         if vecnorm.norm_obs:
             obs_rms, clip = vecnorm.obs_rms, vecnorm.clip_obs
-    return RunPolicy(f"{root.name}:{checkpoint}", model.policy, obs_rms, clip)
+    return RunPolicy(
+        f"{root.name}:{checkpoint}",
+        model.policy,
+        obs_rms,
+        clip,
+        agent_classes=tuple(cfg.env.agent_classes),
+    )
 
 
-def policy_from_model(model, name: str) -> RunPolicy:
+def policy_from_model(model, name: str, agent_classes=CLASS_NAMES) -> RunPolicy:
     """A :class:`RunPolicy` from an in-memory model and its (training) VecNormalize."""
     vecnorm = model.get_vec_normalize_env()
     if vecnorm is None or not vecnorm.norm_obs:
-        return RunPolicy(name, model.policy)
-    return RunPolicy(name, model.policy, vecnorm.obs_rms, vecnorm.clip_obs, vecnorm.epsilon)
+        return RunPolicy(name, model.policy, agent_classes=agent_classes)
+    return RunPolicy(
+        name, model.policy, vecnorm.obs_rms, vecnorm.clip_obs, vecnorm.epsilon, agent_classes
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -539,7 +570,11 @@ class Trainer:
         cfg = self.cfg
         seeds = [REPORT_SEED_BASE + i for i in range(cfg.eval.final_episodes)]
         last = aggregate_episodes(
-            run_episodes(policy_from_model(self.model, "last"), cfg.env_kwargs(), seeds)
+            run_episodes(
+                policy_from_model(self.model, "last", tuple(cfg.env.agent_classes)),
+                cfg.env_kwargs(),
+                seeds,
+            )
         )
         out: dict[str, Any] = {
             "run": self.root.name,

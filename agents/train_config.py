@@ -72,8 +72,11 @@ class NormalizeConfig(_Strict):
 
 
 class PolicyConfig(_Strict):
-    """The actor-critic MLP."""
+    """The actor-critic network (``agents/networks.py``): ``mlp`` = SB3's MLP over the flat
+    observation; ``candidate`` = one shared MLP scores every candidate slot (``pi`` are its
+    layers), the critic is an MLP (``vf``) over the observation."""
 
+    arch: Literal["mlp", "candidate"] = "mlp"
     pi: list[PositiveInt] = Field(default_factory=lambda: [128, 128], description="actor layers")
     vf: list[PositiveInt] = Field(default_factory=lambda: [128, 128], description="critic layers")
     activation_fn: Literal["tanh", "relu"] = "tanh"

@@ -182,8 +182,10 @@ def _number(text: Any) -> float:
 def read_baselines(path: str | Path) -> list[dict[str, Any]]:
     """Baseline rows ``{policy, violation_rate_1ms, ci_low, ci_high}`` from a CSV or markdown
     table. Recognised columns: ``policy``/``name``; ``violation_rate_1ms`` (or
-    ``violation_rate_1ms_mean``/``mean``); CI as ``*ci_low``/``*ci_high`` (or ``*_lo``/``*_hi``)
-    or a half-width ``*ci95``. Values may be fractions or percentages (``0.5%``)."""
+    ``violation_rate_1ms_mean``/``mean``); CI as ``*_low``/``*_high`` (or ``*_lo``/``*_hi``)
+    or a half-width ``*ci95``. The long format of ``millinet evaluate``'s ``summary.csv``
+    (``policy,metric,mean,ci95_low,ci95_high``) works too. Values may be fractions or
+    percentages (``0.5%``)."""
     import csv
 
     path = Path(path)
@@ -197,6 +199,10 @@ def read_baselines(path: str | Path) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         low = {k.strip().lower(): v for k, v in row.items() if k}
+        if "metric" in low:  # long format (millinet evaluate's summary.csv): one metric per row
+            if low["metric"].strip() != "violation_rate_1ms":
+                continue
+            low["violation_rate_1ms"] = low.get("mean")
         name = low.get("policy") or low.get("name")
         v = next(
             (low[k] for k in ("violation_rate_1ms", "violation_rate_1ms_mean", "mean") if k in low),
@@ -204,8 +210,8 @@ def read_baselines(path: str | Path) -> list[dict[str, Any]]:
         )
         if not name or v is None:
             continue
-        ci_lo = next((low[k] for k in low if k.endswith(("ci_low", "_lo", "ci_lo"))), None)
-        ci_hi = next((low[k] for k in low if k.endswith(("ci_high", "_hi", "ci_hi"))), None)
+        ci_lo = next((low[k] for k in low if k.endswith(("_low", "_lo"))), None)
+        ci_hi = next((low[k] for k in low if k.endswith(("_high", "_hi"))), None)
         half = next((low[k] for k in low if k.endswith("ci95")), None)
         mean = _number(v)
         lo, hi = _number(ci_lo), _number(ci_hi)
