@@ -13,7 +13,7 @@ import sys
 
 from envs.errors import ScenarioError
 
-COMMANDS = ("scenarios", "simulate", "train", "analyze", "bench", "demo")
+COMMANDS = ("scenarios", "simulate", "train", "sweep", "analyze", "bench", "demo")
 
 
 class UserError(Exception):
