@@ -119,6 +119,19 @@ class CheckpointConfig(_Strict):
     freq: PositiveInt = Field(100_000, description="env steps (all envs together)")
 
 
+class PretrainConfig(_Strict):
+    """Optional behaviour-cloning warm start (``agents/pretrain.py``)."""
+
+    teacher: str | None = Field(
+        None, description="heuristic to imitate before PPO (e.g. earliest-finish); null = none"
+    )
+    steps: PositiveInt = Field(100_000, description="teacher decisions collected")
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 1024
+    learning_rate: PositiveFloat = 1e-3
+    value_coef: Annotated[float, Field(ge=0)] = 0.5
+
+
 class TrainConfig(_Strict):
     """A training run. Every field has a default; a config file sets only what it changes."""
 
@@ -128,6 +141,11 @@ class TrainConfig(_Strict):
     scenario: str = Field(DEFAULT_SCENARIO, description="shipped scenario name or YAML path")
     seed: Annotated[int, Field(ge=0, lt=VALIDATION_SEED_BASE)] = 0
     total_timesteps: PositiveInt = 1_000_000
+    time_limit_s: PositiveFloat | None = Field(
+        None,
+        description="stop when the run's wall time (pretraining included) reaches this; "
+        "the run is saved and evaluated as usual",
+    )
     n_envs: PositiveInt = 4
     vec_env: Literal["dummy", "subproc"] = "dummy"
     torch_threads: PositiveInt = 1
@@ -136,6 +154,7 @@ class TrainConfig(_Strict):
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
