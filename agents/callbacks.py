@@ -237,6 +237,8 @@ class ProgressCallback(BaseCallback):
             desc="train",
             dynamic_ncols=True,
             smoothing=0.05,
+            mininterval=0.5,
+            disable=None,  # no bar when stderr is not a terminal (logs, CI)
         )
 
     def _on_step(self) -> bool:
