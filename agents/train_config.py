@@ -138,6 +138,9 @@ class TrainConfig(_Strict):
     algo: Literal["maskppo", "ppo"] = Field(
         "maskppo", description="maskppo = sb3-contrib MaskablePPO; ppo = SB3 PPO, no masks"
     )
+    tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]*$", max_length=32)] = Field(
+        "", description="short label for run names (letters, digits, '-'), e.g. warm"
+    )
     scenario: str = Field(DEFAULT_SCENARIO, description="shipped scenario name or YAML path")
     seed: Annotated[int, Field(ge=0, lt=VALIDATION_SEED_BASE)] = 0
     total_timesteps: PositiveInt = 1_000_000
@@ -251,7 +254,8 @@ def scenario_label(cfg: TrainConfig) -> str:
 
 
 def run_name(cfg: TrainConfig, when: float | None = None) -> str:
-    """``<scenario>_<algo>_s<seed>_<YYYYmmdd-HHMMSS>``, e.g.
-    ``sunflower-metro_maskppo_s0_20261126-113000``."""
+    """``<scenario>_<algo>[-<tag>]_s<seed>_<YYYYmmdd-HHMMSS>``, e.g.
+    ``sunflower-metro_maskppo-warm_s0_20261126-113000``."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
-    return f"{scenario_label(cfg)}_{cfg.algo}_s{cfg.seed}_{stamp}"
+    algo = f"{cfg.algo}-{cfg.tag}" if cfg.tag else cfg.algo
+    return f"{scenario_label(cfg)}_{algo}_s{cfg.seed}_{stamp}"
