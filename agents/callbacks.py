@@ -237,6 +237,8 @@ class ProgressCallback(BaseCallback):
             desc="train",
             dynamic_ncols=True,
             smoothing=0.05,
+            mininterval=0.5,
+            disable=None,  # no bar when stderr is not a terminal (logs, CI)
         )
 
     def _on_step(self) -> bool:
@@ -250,3 +252,20 @@ class ProgressCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         self.bar.close()
+
+
+class TimeLimitCallback(BaseCallback):
+    """Stops training once ``limit_s`` seconds of wall time have passed since ``start``
+    (a ``time.perf_counter()`` value)."""
+
+    def __init__(self, limit_s: float, start: float) -> None:
+        super().__init__()
+        self.limit_s = limit_s
+        self.start = start
+        self.stopped = False
+
+    def _on_step(self) -> bool:
+        if time.perf_counter() - self.start >= self.limit_s:
+            self.stopped = True
+            return False
+        return True

@@ -7,6 +7,7 @@ A run lives in ``runs/<run-name>/`` (name: ``<scenario>_<algo>_s<seed>_<time>``)
     checkpoints/model_<steps>_steps.zip, vecnormalize_<steps>_steps.pkl
     best/best_model.zip, best/vecnormalize.pkl, best/best.json   best validation reward
     final/model.zip, final/vecnormalize.pkl                      the last model
+    pretrained/model.zip, pretrained/vecnormalize.pkl            behaviour-cloned start (optional)
     metrics.json                     held-out metrics of the last and the best model
 
 Use :class:`Trainer` to train chunk by chunk (``Trainer.create(cfg).train(50_000)`` returns the
@@ -41,7 +42,7 @@ from envs.features import CLASS_NAMES
 REPORT_SEED_BASE = 950_000
 """``metrics.json`` is measured on reset seeds ``REPORT_SEED_BASE + i`` (held out from training
 and from best-model selection, which uses ``VALIDATION_SEED_BASE + i``)."""
-CHECKPOINTS = ("best", "last")
+CHECKPOINTS = ("best", "last", "pretrained")
 
 
 class CheckpointError(ValueError):
@@ -84,11 +85,14 @@ class RunPaths:
         return self.root / "metrics.json"
 
     def model(self, checkpoint: str) -> tuple[Path, Path]:
-        """(model zip, vecnormalize pkl) of ``best``, ``last`` or a step count."""
+        """(model zip, vecnormalize pkl) of ``best``, ``last``, ``pretrained`` or a step count."""
         if checkpoint == "best":
             return self.best_dir / "best_model.zip", self.best_dir / "vecnormalize.pkl"
         if checkpoint == "last":
             return self.final_dir / "model.zip", self.final_dir / "vecnormalize.pkl"
+        if checkpoint == "pretrained":  # the behaviour-cloned start (pretrain.teacher only)
+            pre = self.root / "pretrained"
+            return pre / "model.zip", pre / "vecnormalize.pkl"
         steps = int(checkpoint)
         return (
             self.checkpoints / f"model_{steps}_steps.zip",
@@ -309,7 +313,9 @@ def load_run_policy(run_dir: str | Path, checkpoint: str = "best") -> RunPolicy:
     if not root.is_dir():
         raise CheckpointNotFoundError(f"{root}: run folder not found")
     if checkpoint not in CHECKPOINTS and not str(checkpoint).isdigit():
-        raise ValueError(f"checkpoint must be 'best', 'last' or a step count, got {checkpoint!r}")
+        raise ValueError(
+            f"checkpoint must be one of {CHECKPOINTS} or a step count, got {checkpoint!r}"
+        )
     cfg = read_run_config(root)
     paths = RunPaths(root)
     model_path, norm_path = paths.model(checkpoint)
@@ -430,6 +436,7 @@ class Trainer:
         )
         self._hparams_logged = False
         previous = self._read_metrics()
+        self.pretrain_stats: dict[str, Any] | None = previous.get("pretrain")
         self.wall_s = float(previous.get("wall_s") or 0.0)
         self.env_s = float(previous.get("env_s") or 0.0)
 
@@ -448,7 +455,20 @@ class Trainer:
         dump_train_config(cfg, RunPaths(root).config)
         venv = make_vec_env(cfg, stream=0)
         model = _new_model(cfg, venv, RunPaths(root).tb)
-        return cls(root, cfg, model, stream=0)
+        trainer = cls(root, cfg, model, stream=0)
+        if cfg.pretrain.teacher:
+            from agents.pretrain import behaviour_clone
+
+            t0 = time.perf_counter()
+            trainer.pretrain_stats = behaviour_clone(model, cfg, model.logger)
+            trainer.wall_s += time.perf_counter() - t0
+            model_path, norm_path = trainer.paths.model("pretrained")
+            model_path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(str(model_path))
+            vecnorm = model.get_vec_normalize_env()
+            if vecnorm is not None:
+                vecnorm.save(str(norm_path))
+        return trainer
 
     @classmethod
     def resume(cls, run_dir: str | Path, total_timesteps: int | None = None):
@@ -527,6 +547,11 @@ class Trainer:
             self._hparams_logged = True
         if progress:
             cbs.append(ProgressCallback(target, self.eval_callback))
+        if cfg.time_limit_s is not None:
+            from agents.callbacks import TimeLimitCallback
+
+            left = cfg.time_limit_s - self.wall_s
+            cbs.append(TimeLimitCallback(left, time.perf_counter()))
         return cbs
 
     def train(self, timesteps: int, progress: bool = True, evaluate_best: bool = True) -> dict:
@@ -540,6 +565,8 @@ class Trainer:
         from agents.wrappers import find_timed
 
         target = self.num_timesteps + int(timesteps)
+        if self.cfg.time_limit_s is not None and self.wall_s >= self.cfg.time_limit_s:
+            return self.evaluate(evaluate_best=evaluate_best)  # time budget already spent
         timed = find_timed(self.model.get_env())
         env0, t0 = timed.env_time_s, time.perf_counter()
         try:
@@ -592,6 +619,8 @@ class Trainer:
             "classes": last["classes"],
             "last": last,
         }
+        if self.pretrain_stats:
+            out["pretrain"] = self.pretrain_stats
         prev = self._read_metrics()
         best_file = self.paths.best_dir / "best.json"
         if evaluate_best and best_file.is_file():
@@ -642,6 +671,15 @@ def train(
     try:
         remaining = max(trainer.cfg.total_timesteps - trainer.num_timesteps, 1)
         metrics = trainer.train(remaining, progress=progress)
+    except KeyboardInterrupt:
+        import sys
+
+        print(
+            f"stopped at step {trainer.num_timesteps:,}; checkpoint saved. Continue with: "
+            f"millinet train --resume {trainer.root}",
+            file=sys.stderr,
+        )
+        raise
     finally:
         trainer.close()
     return trainer.root, metrics

@@ -119,15 +119,36 @@ class CheckpointConfig(_Strict):
     freq: PositiveInt = Field(100_000, description="env steps (all envs together)")
 
 
+class PretrainConfig(_Strict):
+    """Optional behaviour-cloning warm start (``agents/pretrain.py``)."""
+
+    teacher: str | None = Field(
+        None, description="heuristic to imitate before PPO (e.g. earliest-finish); null = none"
+    )
+    steps: PositiveInt = Field(100_000, description="teacher decisions collected")
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 1024
+    learning_rate: PositiveFloat = 1e-3
+    value_coef: Annotated[float, Field(ge=0)] = 0.5
+
+
 class TrainConfig(_Strict):
     """A training run. Every field has a default; a config file sets only what it changes."""
 
     algo: Literal["maskppo", "ppo"] = Field(
         "maskppo", description="maskppo = sb3-contrib MaskablePPO; ppo = SB3 PPO, no masks"
     )
+    tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]*$", max_length=32)] = Field(
+        "", description="short label for run names (letters, digits, '-'), e.g. warm"
+    )
     scenario: str = Field(DEFAULT_SCENARIO, description="shipped scenario name or YAML path")
     seed: Annotated[int, Field(ge=0, lt=VALIDATION_SEED_BASE)] = 0
     total_timesteps: PositiveInt = 1_000_000
+    time_limit_s: PositiveFloat | None = Field(
+        None,
+        description="stop when the run's wall time (pretraining included) reaches this; "
+        "the run is saved and evaluated as usual",
+    )
     n_envs: PositiveInt = 4
     vec_env: Literal["dummy", "subproc"] = "dummy"
     torch_threads: PositiveInt = 1
@@ -136,6 +157,7 @@ class TrainConfig(_Strict):
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -232,7 +254,8 @@ def scenario_label(cfg: TrainConfig) -> str:
 
 
 def run_name(cfg: TrainConfig, when: float | None = None) -> str:
-    """``<scenario>_<algo>_s<seed>_<YYYYmmdd-HHMMSS>``, e.g.
-    ``sunflower-metro_maskppo_s0_20261126-113000``."""
+    """``<scenario>_<algo>[-<tag>]_s<seed>_<YYYYmmdd-HHMMSS>``, e.g.
+    ``sunflower-metro_maskppo-warm_s0_20261126-113000``."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
-    return f"{scenario_label(cfg)}_{cfg.algo}_s{cfg.seed}_{stamp}"
+    algo = f"{cfg.algo}-{cfg.tag}" if cfg.tag else cfg.algo
+    return f"{scenario_label(cfg)}_{algo}_s{cfg.seed}_{stamp}"

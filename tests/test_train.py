@@ -254,3 +254,23 @@ def test_candidate_scorer_trains_and_reloads(tmp_path):
         assert loaded.act(obs, mask) == live.act(obs, mask)
         np.testing.assert_allclose(loaded.logits(obs[None]), live.logits(obs[None]), rtol=1e-6)
         obs, *_ = env.step(loaded.act(obs, mask))
+
+
+def test_warm_start_imitates_teacher_and_time_limit_stops(tmp_path):
+    """pretrain.teacher clones the heuristic (saved as pretrained/); time_limit_s stops PPO."""
+    data = tiny_config().model_dump()
+    data["ppo"]["policy"].update(arch="candidate", pi=[32, 32], vf=[32])
+    data["pretrain"] = {"teacher": "earliest-finish", "steps": 2048, "epochs": 20}
+    data["time_limit_s"] = 0.5
+    data["total_timesteps"] = 10**6
+    cfg = validate_train_config(data, "<test>")
+    trainer = Trainer.create(cfg, runs_dir=tmp_path)
+    try:
+        metrics = trainer.train(10**6, progress=False, evaluate_best=False)
+    finally:
+        trainer.close()
+    assert metrics["pretrain"]["accuracy"] > 0.8
+    assert metrics["timesteps"] < 10**5  # stopped by the time limit
+    assert load_run_policy(trainer.root, "pretrained").name.endswith(":pretrained")
+    tags = scalars(trainer.root / "tb")
+    assert "pretrain/accuracy" in tags

@@ -98,7 +98,7 @@ def _evaluate_in_env(run_dir: Path, n_seeds: int, out: Path) -> list[dict]:
             {
                 "policy": name,
                 "violation_rate_1ms": mean,
-                "ci_low": mean - half,
+                "ci_low": max(mean - half, 0.0),
                 "ci_high": mean + half,
                 "violation_rate": mean_ci95([e["violation_rate"] for e in eps])[0],
             }

@@ -39,11 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C: the trainer then saves a checkpoint before it stops."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run(args: argparse.Namespace) -> int:
     from agents.ppo import CheckpointError, train
     from agents.train_config import load_train_config
     from experiments.cli import UserError
 
+    _interrupt_on_sigterm()
     try:
         cfg = None
         if args.resume is None:

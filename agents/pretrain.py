@@ -1,0 +1,154 @@
+"""Optional warm start: imitate a heuristic (behaviour cloning) before PPO.
+
+``pretrain.teacher`` in the training config names a heuristic (``agents.heuristics``). Before
+the first PPO update the trainer
+
+1. runs the teacher for ``pretrain.steps`` decisions in the *training* env stack (so
+   VecNormalize's observation and return statistics are those PPO will continue from);
+2. fits the actor to the teacher's actions (cross-entropy on the masked logits) and the critic
+   to the discounted, normalised returns of those episodes (Monte Carlo targets), for
+   ``pretrain.epochs`` epochs.
+
+PPO then fine-tunes from there. Teacher decisions are not counted in the PPO timestep count;
+their wall time is (``metrics.json``'s ``wall_s`` and the ``pretrain/*`` scalars).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.train_config import TrainConfig
+
+
+class EarliestFinish:
+    """Stand-in for ``agents.heuristics.EarliestFinishPolicy`` (minimum estimated latency,
+    then minimum propagation, then lowest slot), used only when that module is absent."""
+
+    name = "earliest-finish"
+
+    def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
+        from envs.features import EST_LATENCY, RTT, candidate_matrix
+
+        k = mask.shape[0]
+        cand = candidate_matrix(observation, k)
+        feasible = np.flatnonzero(mask).tolist()
+        if not feasible:
+            return 0
+        return min(feasible, key=lambda j: (cand[j, EST_LATENCY], cand[j, RTT]))
+
+
+def make_teacher(name: str):
+    """The heuristic called ``name`` (``agents.heuristics``), deterministic where possible."""
+    try:
+        from agents.heuristics import make_heuristic
+    except ImportError:
+        if name == "earliest-finish":
+            return EarliestFinish()
+        raise ValueError(
+            f"pretrain.teacher {name!r} needs agents.heuristics (only 'earliest-finish' has a "
+            "stand-in)"
+        ) from None
+    return make_heuristic(name, seed=0)
+
+
+def collect(venv, teacher, steps: int, gamma: float) -> dict[str, Any]:
+    """Run ``teacher`` in ``venv`` for about ``steps`` env steps; raw observations, masks,
+    actions, normalised Monte-Carlo returns and the teacher's episode metrics."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    n = venv.num_envs
+    iters = max(steps // n, 1)
+    obs = venv.reset()
+    raw, masks, actions, rewards, dones = [], [], [], [], []
+    episodes = []
+    for _ in range(iters):
+        if isinstance(venv, VecNormalize):
+            obs = venv.get_original_obs()
+        mask = np.stack(venv.env_method("action_masks"))
+        act = np.array([teacher.act(obs[i], mask[i]) for i in range(n)])
+        next_obs, rew, done, infos = venv.step(act)
+        raw.append(np.array(obs, dtype=np.float32))
+        masks.append(mask)
+        actions.append(act)
+        rewards.append(rew)
+        dones.append(done)
+        obs = next_obs
+        episodes += [i["episode_metrics"] for i in infos if "episode_metrics" in i]
+    rewards_a, dones_a = np.array(rewards), np.array(dones)
+    returns = np.zeros_like(rewards_a, dtype=np.float64)
+    running = np.zeros(n)
+    for t in range(iters - 1, -1, -1):
+        running = rewards_a[t] + gamma * running * (1.0 - dones_a[t])
+        returns[t] = running
+    return {
+        "raw": np.concatenate(raw),
+        "masks": np.concatenate(masks),
+        "actions": np.concatenate(actions),
+        "returns": returns.reshape(-1),
+        "episodes": episodes,
+    }
+
+
+def behaviour_clone(model, cfg: TrainConfig, logger=None) -> dict[str, float]:
+    """Warm-start ``model`` (SB3 PPO / MaskablePPO with its training env) by imitating
+    ``cfg.pretrain.teacher``; returns summary statistics (also logged as ``pretrain/*``)."""
+    from agents.ppo import actor_logits
+
+    pc = cfg.pretrain
+    t0 = time.perf_counter()
+    venv = model.get_env()
+    data = collect(venv, make_teacher(pc.teacher), pc.steps, cfg.ppo.gamma)
+    vecnorm = model.get_vec_normalize_env()
+    obs = data["raw"] if vecnorm is None else vecnorm.normalize_obs(data["raw"])
+    obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+    masks_t = torch.as_tensor(data["masks"])
+    act_t = torch.as_tensor(data["actions"], dtype=torch.long)
+    ret_t = torch.as_tensor(data["returns"], dtype=torch.float32)
+    policy = model.policy
+    policy.set_training_mode(True)
+    opt = torch.optim.Adam(policy.parameters(), lr=pc.learning_rate)
+    n = obs_t.shape[0]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    use_mask = cfg.algo == "maskppo"
+    for _ in range(pc.epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, pc.batch_size):
+            idx = perm[start : start + pc.batch_size]
+            logits = actor_logits(policy, obs_t[idx])
+            if use_mask:
+                logits = logits.masked_fill(~masks_t[idx], -1e8)
+            ce = torch.nn.functional.cross_entropy(logits, act_t[idx])
+            value = policy.predict_values(obs_t[idx]).squeeze(-1)
+            vloss = torch.nn.functional.mse_loss(value, ret_t[idx])
+            loss = ce + pc.value_coef * vloss
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.ppo.max_grad_norm)
+            opt.step()
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        logits = actor_logits(policy, obs_t)
+        if use_mask:
+            logits = logits.masked_fill(~masks_t, -1e8)
+        acc = float((logits.argmax(dim=1) == act_t).float().mean())
+        vloss = float(torch.nn.functional.mse_loss(policy.predict_values(obs_t).squeeze(-1), ret_t))
+    v1 = [e["violation_rate_1ms"] for e in data["episodes"]]
+    stats = {
+        "teacher": pc.teacher,
+        "samples": int(n),
+        "accuracy": acc,
+        "value_mse": vloss,
+        "teacher_violation_rate_1ms": float(np.nanmean(v1)) if v1 else float("nan"),
+        "wall_s": time.perf_counter() - t0,
+    }
+    if logger is not None:
+        for key in ("accuracy", "value_mse", "teacher_violation_rate_1ms", "wall_s"):
+            logger.record(f"pretrain/{key}", stats[key])
+        logger.dump(0)
+    # PPO's first learn() must start from a fresh reset, not mid-episode teacher states.
+    model._last_obs = None
+    return stats
