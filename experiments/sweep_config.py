@@ -48,9 +48,9 @@ OBJECTIVE = "objective"
 """The scalar Tune optimises (min): ``violation_rate_1ms + secondary_weight * violation_rate``."""
 
 DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid")
-RESERVED_KEYS = ("total_timesteps", "torch_threads", "eval", "checkpoint")
-"""Training-config keys a sweep sets itself (budget, threads) or must hold fixed across trials
-(the evaluation protocol), so they may not appear in ``space``."""
+RESERVED_KEYS = ("total_timesteps", "time_limit_s", "torch_threads", "eval", "checkpoint")
+"""Training-config keys a sweep sets itself (step budget, no wall-time limit, threads) or must
+hold fixed across trials (the evaluation protocol), so they may not appear in ``space``."""
 PBT_MUTABLE = (
     "ppo.learning_rate",
     "ppo.clip_range",
@@ -422,6 +422,7 @@ def validate_sweep_config(data: Any, source: str, base_dir: Path | None = None) 
         set_dotted(base, key, value)
     base["total_timesteps"] = cfg.total_timesteps
     base["torch_threads"] = 1
+    base["time_limit_s"] = None  # trials are compared at equal steps, not equal seconds
     try:
         base_cfg = validate_train_config(base, f"{source} (train + overrides)")
     except ConfigError as exc:

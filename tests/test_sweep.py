@@ -569,3 +569,32 @@ def _stop_process_group(pgid: int) -> None:
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def test_compare_summary_pairs_by_seed_and_episode():
+    from experiments.sweep_compare import report, summarize
+
+    def run(label, seed, v1):
+        return {
+            "label": label,
+            "config": f"{label}.yaml",
+            "seed": seed,
+            "train_wall_s": 1.0,
+            "violation_rate_1ms": v1,
+            "violation_rate": [x / 2 for x in v1],
+        }
+
+    runs = [
+        run("default", 1, [0.02, 0.04]),
+        run("default", 2, [0.03, 0.05]),
+        run("tuned", 1, [0.01, 0.02]),
+        run("tuned", 2, [0.01, 0.03]),
+    ]
+    s = summarize(runs, ["default", "tuned"])
+    m, h, n = s["configs"]["default"]["violation_rate_1ms"]["across_seeds"]
+    assert (m, n) == (pytest.approx(0.035), 2)
+    assert s["configs"]["tuned"]["violation_rate_1ms"]["per_seed"] == pytest.approx([0.015, 0.02])
+    dm, dh, dn = s["paired"]["tuned"]
+    assert dn == 4 and dm == pytest.approx(-0.0175)
+    text = report(s)
+    assert "| tuned (`tuned.yaml`) | 1, 2 |" in text and "Paired difference tuned − default" in text
