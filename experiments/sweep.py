@@ -38,6 +38,11 @@ class SweepError(RuntimeError):
     """A sweep cannot start or resume; the message says why and what to do."""
 
 
+class SweepInterruptedError(SweepError):
+    """The sweep stopped (Ctrl-C, SIGUSR1) with trials unfinished; its outputs so far are
+    written and ``--resume`` continues it."""
+
+
 # --------------------------------------------------------------------------- Ray connection
 def parse_address(address: str) -> tuple[str, int] | None:
     """(host, port) of ``host:port`` or ``ray://host:port``; None for ``auto``/``local``."""
@@ -393,7 +398,43 @@ def run_sweep(
         else:
             save_spec(spec)
             tuner = _new_tuner(spec)
+        t0 = time.monotonic()
         results = tuner.fit()
-        return write_outputs(spec, results)
+        elapsed = time.monotonic() - t0
+        paths = write_outputs(spec, results)
+        _check_finished(spec, results, elapsed)
+        return paths
     finally:
         ray.shutdown()
+
+
+def _check_finished(spec: SweepSpec, results, elapsed: float) -> None:
+    """Say what did not finish; raise :class:`SweepInterruptedError` if the run was stopped before
+    its end (not by its ``time_budget_s``)."""
+    import math
+
+    grid = math.prod(len(p.args) for p in spec.params if p.kind == "grid")
+    expected = spec.cfg.num_samples * grid
+    errors, done = results.num_errors, results.num_terminated
+    resume = f"millinet sweep --config {spec.source} --resume"
+    if errors:
+        print(
+            f"{errors} trial(s) errored (error.txt in their trial folders); `{resume}` "
+            "retries them from their last checkpoint",
+            flush=True,
+        )
+    unfinished = len(results) - done - errors + max(expected - len(results), 0)
+    if unfinished <= 0:
+        return
+    budget = spec.cfg.time_budget_s
+    if budget is not None and elapsed >= budget - 5:
+        print(
+            f"time budget of {budget:g} s reached: {unfinished} trial(s) unfinished; "
+            f"`{resume}` continues them",
+            flush=True,
+        )
+        return
+    raise SweepInterruptedError(
+        f"sweep interrupted with {unfinished} trial(s) unfinished; outputs so far are in "
+        f"{spec.experiment_dir()}; continue with: {resume}"
+    )

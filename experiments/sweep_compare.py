@@ -8,9 +8,10 @@ seeds, evaluate on the harness's held-out test seeds, print a markdown table.
 
 It prints a markdown table and writes the raw numbers to ``--json``. Every run goes through
 ``agents.ppo.train`` (the ``millinet train`` code path) with ``time_limit_s`` off, so that
-configs are compared at equal steps. Its last model is evaluated on test seeds
-``TEST_SEED_BASE + i`` (``1000000 + i``), which neither training nor the sweep's selection
-(report seeds ``950000 + i``) ever saw. Training seeds should differ from the sweep's (seed
+configs are compared at equal steps. Its last model is evaluated on test episodes with reset
+seeds ``TEST_SEED_BASE + i`` (``1000000 + i``), which neither training (reset seeds below
+900000), validation (``900000 + i``) nor the sweep's selection (report seeds ``950000 + i``)
+ever used. Training seeds should differ from the sweep's (seed
 0), so that the winner's luck with its training seed does not carry over.
 
 Confidence intervals (95%, Student t): across training seeds (each seed's mean over the test
@@ -31,6 +32,10 @@ from typing import Any
 
 import numpy as np
 
+TEST_SEED_BASE = 1_000_000
+"""Reset seeds of the test episodes (above the trainer's training, validation and report
+seeds)."""
+
 
 def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     """Train ``job["config"]`` with ``job["seed"]`` for ``job["timesteps"]`` steps; evaluate the
@@ -38,7 +43,7 @@ def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from agents.ppo import load_run_policy, run_episodes, train
-    from agents.train_config import TEST_SEED_BASE, load_train_config, validate_train_config
+    from agents.train_config import load_train_config, validate_train_config
 
     torch.set_num_threads(1)
     cfg = load_train_config(job["config"], seed=job["seed"], total_timesteps=job["timesteps"])

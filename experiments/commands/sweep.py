@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "sweep_sunflower.yaml"
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from experiments.cli import UserError
-    from experiments.sweep import SweepError, run_sweep
+    from experiments.sweep import SweepError, SweepInterruptedError, run_sweep
     from experiments.sweep_config import load_sweep_config
 
     spec = load_sweep_config(args.config)
@@ -80,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
             num_cpus=args.num_cpus,
             connect_timeout=args.connect_timeout,
         )
+    except SweepInterruptedError as exc:
+        print(f"millinet sweep: {exc}", file=sys.stderr)
+        return 130
     except SweepError as exc:
         raise UserError(str(exc)) from None
     return 0
