@@ -598,3 +598,57 @@ def test_compare_summary_pairs_by_seed_and_episode():
     assert dn == 4 and dm == pytest.approx(-0.0175)
     text = report(s)
     assert "| tuned (`tuned.yaml`) | 1, 2 |" in text and "Paired difference tuned − default" in text
+
+
+def test_outputs_from_a_result_grid_with_stopped_and_errored_trials(tmp_path):
+    """write_outputs on stand-ins for Tune's Result objects: ranking, statuses, best config."""
+    import pandas as pd
+
+    from agents.train_config import load_train_config
+    from experiments.sweep_outputs import write_outputs
+
+    spec = load_sweep_config(
+        sweep_yaml(
+            tmp_path,
+            space={
+                "ppo.learning_rate": {"loguniform": [1.0e-4, 1.0e-3]},
+                "ppo.policy.pi": {"choice": [[32], [16, 16]]},
+            },
+        )
+    )
+
+    class Res:
+        def __init__(self, tid, lr, pi, chunks, v1, error=None):
+            rows = [
+                {
+                    "chunk": c,
+                    "timesteps": 256 * c,
+                    "objective": v1 + 0.01 * v1,
+                    "violation_rate_1ms": v1,
+                    "violation_rate_1ms_ci95": 0.01,
+                    "violation_rate": v1,
+                }
+                for c in range(1, chunks + 1)
+            ]
+            config = {"ppo.learning_rate": lr, "ppo.policy.pi": json.dumps(pi)}
+            self.metrics = {**rows[-1], "trial_id": f"abc_{tid}", "config": config} if rows else {}
+            self.config = config
+            self.path = str(tmp_path / f"trial_{tid}")
+            self.error = error
+            self.metrics_dataframe = pd.DataFrame(rows) if rows else None
+
+    results = [
+        Res("00000", 3e-4, [32], 2, 0.03),
+        Res("00001", 5e-4, [16, 16], 1, 0.01),
+        Res("00002", 2e-4, [16, 16], 2, 0.02),
+        Res("00003", 1e-4, [32], 0, 0.0, error=RuntimeError("boom")),
+    ]
+    paths = write_outputs(spec, results)
+    rows = (paths["csv"]).read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["00001", "00002", "00000", "00003"]
+    assert ",stopped early," in rows[1] and ",error," in rows[4]
+    best = json.loads(paths["best"].read_text())
+    assert best["trial"] == "00002"  # 00001 is better but trained fewer chunks
+    cfg = load_train_config(paths["best_config"])
+    assert cfg.ppo.policy.pi == [16, 16] and cfg.total_timesteps == 512
+    assert paths["plot"].stat().st_size > 10_000
