@@ -332,6 +332,7 @@ def saved_spec(spec: SweepSpec) -> SweepSpec:
         "storage_path": str(spec.storage_root()),
     }
     saved = validate_sweep_config(sweep, str(path))
+    saved.protocol = data.get("train_protocol", spec.protocol)
 
     def comparable(s: SweepSpec) -> tuple[dict, dict]:
         d = s.cfg.model_dump(mode="json")

@@ -65,6 +65,9 @@ PBT_MUTABLE = (
 )
 """PPO hyperparameters that can change in the middle of training (PBT's explore step); the
 network shape, the rollout length and the env cannot."""
+PROTOCOL_KEYS = ("eval", "checkpoint")
+"""Training-config sections that describe how a run is evaluated and saved, not how it
+learns: a sweep may override them for its trials, ``best_config.yaml`` restores the base's."""
 MAX_CORNERS = 4096
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -307,11 +310,21 @@ class SweepSpec:
     """A validated sweep: the :class:`SweepConfig`, the resolved base training config (plain
     data, ready to receive trial parameters) and the parsed search space."""
 
-    def __init__(self, cfg: SweepConfig, base: dict[str, Any], params: list[Param], source: str):
+    def __init__(
+        self,
+        cfg: SweepConfig,
+        base: dict[str, Any],
+        params: list[Param],
+        source: str,
+        protocol: dict[str, Any] | None = None,
+    ):
         self.cfg = cfg
         self.base = base
         self.params = params
         self.source = source
+        self.protocol = protocol or {}
+        """The base training config's own ``eval``/``checkpoint`` sections (before the sweep's
+        overrides), restored in ``best_config.yaml``."""
 
     @property
     def name(self) -> str:
@@ -404,6 +417,7 @@ def validate_sweep_config(data: Any, source: str, base_dir: Path | None = None) 
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
         raise ConfigError(source, loc, reason + more) from None
     base = _base_train_data(cfg, source, base_dir or Path("."))
+    protocol = {k: copy.deepcopy(base[k]) for k in PROTOCOL_KEYS if k in base}
     params = [parse_param(k, v, source) for k, v in cfg.space.items()]
     for key in [*cfg.space, *cfg.overrides]:
         where = "space" if key in cfg.space else "overrides"
@@ -436,7 +450,7 @@ def validate_sweep_config(data: Any, source: str, base_dir: Path | None = None) 
         )
     base["scenario"] = _absolute_scenario(base_cfg.scenario, base_dir or Path("."))
     _check_corners(params, base, source)
-    spec = SweepSpec(cfg, base, params, source)
+    spec = SweepSpec(cfg, base, params, source, protocol)
     _check_scheduler(spec, source)
     return spec
 
@@ -549,7 +563,11 @@ def _check_scheduler(spec: SweepSpec, source: str) -> None:
 
 def dump_sweep_data(spec: SweepSpec) -> dict[str, Any]:
     """The sweep as plain data (what ran), saved next to the results."""
-    return {"sweep": spec.cfg.model_dump(mode="json"), "base_train_config": spec.base}
+    return {
+        "sweep": spec.cfg.model_dump(mode="json"),
+        "base_train_config": spec.base,
+        "train_protocol": spec.protocol,
+    }
 
 
 def slug(text: str) -> str:

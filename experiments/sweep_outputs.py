@@ -18,14 +18,16 @@ early is never preferred because of a noisy early evaluation.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from experiments.sweep_config import OBJECTIVE, SweepSpec, decode_params
+from experiments.sweep_config import OBJECTIVE, PROTOCOL_KEYS, SweepSpec, decode_params
 
 METRIC_COLUMNS = (OBJECTIVE, "violation_rate_1ms", "violation_rate_1ms_ci95", "violation_rate")
 
@@ -153,10 +155,19 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def best_config_yaml(spec: SweepSpec, best: dict) -> str:
     """The best trial's training config as YAML with a header saying where it comes from."""
+    from agents.train_config import validate_train_config
+    from experiments.sweep_config import with_params
+
     params = {p.key: best[p.key] for p in spec.params}
-    cfg = spec.train_config(params)
-    data = cfg.model_dump()
-    data["total_timesteps"] = int(best["timesteps"]) or cfg.total_timesteps
+    merged = with_params(spec.base, params)
+    for key in PROTOCOL_KEYS:  # the base config's evaluation/checkpoint settings, not the sweep's
+        merged.pop(key, None)
+        if key in spec.protocol:
+            merged[key] = copy.deepcopy(spec.protocol[key])
+    merged["total_timesteps"] = int(best["timesteps"]) or spec.cfg.total_timesteps
+    # Its own run-name tag, so `millinet analyze` does not pool its runs with the base's.
+    merged["tag"] = re.sub(r"[^A-Za-z0-9-]+", "-", f"sweep-{spec.name}")[:32].strip("-")
+    data = validate_train_config(merged, f"{spec.source} (best config)").model_dump()
     pbt = (
         " (PBT: the hyperparameters at the end of training)"
         if (spec.cfg.scheduler.type == "pbt")
@@ -167,6 +178,8 @@ def best_config_yaml(spec: SweepSpec, best: dict) -> str:
         f"# Held-out violation_rate_1ms {_pct(best['violation_rate_1ms'])}, violation_rate "
         f"{_pct(best['violation_rate'])} after {best['timesteps']:,} steps.",
         "# Searched: " + ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()),
+        "# eval/checkpoint: as in the base training config (the sweep's overrides of them "
+        "are dropped).",
         f"# Train it: millinet train --config {spec.experiment_dir() / 'best_config.yaml'}",
     ]
     return "\n".join(header) + "\n" + yaml.safe_dump(data, sort_keys=False)

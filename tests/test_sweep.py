@@ -651,4 +651,7 @@ def test_outputs_from_a_result_grid_with_stopped_and_errored_trials(tmp_path):
     assert best["trial"] == "00002"  # 00001 is better but trained fewer chunks
     cfg = load_train_config(paths["best_config"])
     assert cfg.ppo.policy.pi == [16, 16] and cfg.total_timesteps == 512
+    assert cfg.n_envs == 1  # the sweep's training override stays
+    assert cfg.eval.freq == 1024  # ppo_tiny's own, not the sweep's eval.freq override
+    assert cfg.tag == "sweep-t"
     assert paths["plot"].stat().st_size > 10_000
