@@ -409,22 +409,33 @@ def run_sweep(
         ray.shutdown()
 
 
-def _check_finished(spec: SweepSpec, results, elapsed: float) -> None:
-    """Say what did not finish; raise :class:`SweepInterruptedError` if the run was stopped before
-    its end (not by its ``time_budget_s``)."""
+def unfinished_trials(spec: SweepSpec) -> int:
+    """Trials the saved experiment state (what ``--resume`` reads) shows as not finished:
+    pending, running or paused, plus samples not yet created."""
+    import json
     import math
 
+    files = sorted(spec.experiment_dir().glob("experiment_state-*.json"), key=os.path.getmtime)
+    if not files:
+        return 0
+    trials = json.loads(files[-1].read_text())["trial_data"]
+    statuses = [json.loads(state)["status"] for state, _ in trials]
     grid = math.prod(len(p.args) for p in spec.params if p.kind == "grid")
-    expected = spec.cfg.num_samples * grid
-    errors, done = results.num_errors, results.num_terminated
+    missing = max(spec.cfg.num_samples * grid - len(statuses), 0)
+    return sum(s not in ("TERMINATED", "ERROR") for s in statuses) + missing
+
+
+def _check_finished(spec: SweepSpec, results, elapsed: float) -> None:
+    """Say what did not finish; raise :class:`SweepInterruptedError` if the run was stopped
+    before its end (not by its ``time_budget_s``)."""
     resume = f"millinet sweep --config {spec.source} --resume"
-    if errors:
+    if results.num_errors:
         print(
-            f"{errors} trial(s) errored (error.txt in their trial folders); `{resume}` "
-            "retries them from their last checkpoint",
+            f"{results.num_errors} trial(s) errored (error.txt in their trial folders); "
+            f"`{resume}` retries them from their last checkpoint",
             flush=True,
         )
-    unfinished = len(results) - done - errors + max(expected - len(results), 0)
+    unfinished = unfinished_trials(spec)
     if unfinished <= 0:
         return
     budget = spec.cfg.time_budget_s

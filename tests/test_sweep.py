@@ -655,3 +655,29 @@ def test_outputs_from_a_result_grid_with_stopped_and_errored_trials(tmp_path):
     assert cfg.eval.freq == 1024  # ppo_tiny's own, not the sweep's eval.freq override
     assert cfg.tag == "sweep-t"
     assert paths["plot"].stat().st_size > 10_000
+
+
+def test_interrupted_sweep_is_told_apart_from_a_finished_one(tmp_path):
+    """After fit(): unfinished trials in the saved state -> SweepInterruptedError (exit 130)
+    unless the time budget ran out; errors and finished sweeps pass."""
+    from experiments.sweep import SweepInterruptedError, _check_finished
+
+    spec = load_sweep_config(sweep_yaml(tmp_path, num_samples=3, time_budget_s=600))
+    exp = spec.experiment_dir()
+    exp.mkdir(parents=True)
+
+    def state(*statuses):
+        trials = [
+            [json.dumps({"trial_id": f"x_{i}", "status": s}), "{}"] for i, s in enumerate(statuses)
+        ]
+        (exp / "experiment_state-1.json").write_text(json.dumps({"trial_data": trials}))
+
+    class Results:
+        num_errors = 0
+
+    state("TERMINATED", "TERMINATED", "ERROR")
+    _check_finished(spec, Results(), elapsed=10)
+    state("TERMINATED", "RUNNING")  # + one sample never created
+    with pytest.raises(SweepInterruptedError, match="2 trial.s. unfinished.*--resume"):
+        _check_finished(spec, Results(), elapsed=10)
+    _check_finished(spec, Results(), elapsed=600)  # time budget: a note, no error
