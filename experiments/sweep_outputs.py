@@ -261,6 +261,7 @@ def plot(spec: SweepSpec, rows: list[dict], chunks: list[dict], path: Path) -> N
             labels = [_fmt(v) for v in p.args]
             xs = [labels.index(_fmt(v)) if _fmt(v) in labels else -1 for v in values]
             ax.set_xticks(range(len(labels)), labels, fontsize=7)
+            ax.set_xlim(-0.5, len(labels) - 0.5)
         else:
             xs = values
             if p.kind.startswith("log"):
