@@ -220,6 +220,8 @@ def _trainable(spec: SweepSpec):
         "chunk_timesteps": spec.cfg.chunk_timesteps,
         "max_chunks": spec.cfg.max_chunks,
         "secondary_weight": spec.cfg.objective.secondary_weight,
+        "average_last": spec.cfg.objective.average_last,
+        "seeds_per_trial": spec.cfg.seeds_per_trial,
     }
     return tune.with_resources(
         tune.with_parameters(train_trial, spec=payload), {"cpu": spec.cfg.cpus_per_trial}
@@ -333,6 +335,7 @@ def saved_spec(spec: SweepSpec) -> SweepSpec:
     }
     saved = validate_sweep_config(sweep, str(path))
     saved.protocol = data.get("train_protocol", spec.protocol)
+    saved.source = spec.source  # messages name the file the user gave
 
     def comparable(s: SweepSpec) -> tuple[dict, dict]:
         d = s.cfg.model_dump(mode="json")
@@ -415,7 +418,8 @@ def unfinished_trials(spec: SweepSpec) -> int:
     import json
     import math
 
-    files = sorted(spec.experiment_dir().glob("experiment_state-*.json"), key=os.path.getmtime)
+    # Newest by the session timestamp in the name (mtimes change when Ray syncs the folder).
+    files = sorted(spec.experiment_dir().glob("experiment_state-*.json"))
     if not files:
         return 0
     trials = json.loads(files[-1].read_text())["trial_data"]

@@ -118,6 +118,11 @@ class ObjectiveSettings(_Strict):
     rate a tie-break: 1 point of 1 ms violations outweighs 100 points of overall violations."""
 
     secondary_weight: Annotated[float, Field(ge=0)] = 0.01
+    average_last: PositiveInt = Field(
+        1,
+        description="report the objective averaged over the last k chunks (smooths PPO's "
+        "chunk-to-chunk jumps; ASHA and the best-trial choice then see the average)",
+    )
 
 
 class SweepConfig(_Strict):
@@ -142,6 +147,11 @@ class SweepConfig(_Strict):
         None, description="stop starting/continuing trials after this much wall time"
     )
     cpus_per_trial: PositiveFloat = 1.0
+    seeds_per_trial: PositiveInt = Field(
+        1,
+        description="training runs per trial (seeds seed .. seed + n - 1), trained in turn; "
+        "the trial reports their mean, so one lucky seed cannot win the sweep (n x the cost)",
+    )
     storage_path: str = Field(
         "runs/sweeps", description="parent folder of the sweep folder; shared on a cluster"
     )
@@ -448,6 +458,14 @@ def validate_sweep_config(data: Any, source: str, base_dir: Path | None = None) 
             f"vec_env subproc runs {base_cfg.n_envs} env processes per trial; give "
             f"cpus_per_trial >= n_envs or use vec_env dummy",
         )
+    if cfg.seeds_per_trial > 1:
+        last = base_cfg.seed + cfg.seeds_per_trial - 1
+        try:
+            validate_train_config({**base, "seed": last}, source)
+        except ConfigError as exc:
+            raise ConfigError(
+                source, "seeds_per_trial", f"seed {last} is invalid: {_short_reason(exc)}"
+            ) from None
     base["scenario"] = _absolute_scenario(base_cfg.scenario, base_dir or Path("."))
     _check_corners(params, base, source)
     spec = SweepSpec(cfg, base, params, source, protocol)

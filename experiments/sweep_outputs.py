@@ -298,8 +298,19 @@ def write_outputs(spec: SweepSpec, results) -> dict[str, Path]:
         *([cfg.description.strip(), ""] if cfg.description else []),
         f"Objective (min): `violation_rate_1ms + {cfg.objective.secondary_weight:g} * "
         "violation_rate` on held-out report episodes after each chunk of "
-        f"{cfg.chunk_timesteps:,} steps (up to {cfg.max_chunks} chunks). Scheduler "
-        f"`{cfg.scheduler.type}`, search `{cfg.search.algorithm}`, {len(rows)} trials.",
+        f"{cfg.chunk_timesteps:,} steps (up to {cfg.max_chunks} chunks)"
+        + (
+            f", mean of {cfg.seeds_per_trial} training seeds per trial"
+            if cfg.seeds_per_trial > 1
+            else ""
+        )
+        + (
+            f", averaged over the last {cfg.objective.average_last} chunks"
+            if cfg.objective.average_last > 1
+            else ""
+        )
+        + f". Scheduler `{cfg.scheduler.type}`, search `{cfg.search.algorithm}`, "
+        f"{len(rows)} trials.",
         "",
     ]
     if best is not None:
@@ -318,14 +329,14 @@ def write_outputs(spec: SweepSpec, results) -> dict[str, Path]:
     if best is not None:
         paths["best_config"] = exp / "best_config.yaml"
         paths["best_config"].write_text(best_config_yaml(spec, best))
-        run_dir = Path(best["path"]) / f"{spec.name}_{best['trial']}"
+        run_dirs = sorted(Path(best["path"]).glob(f"{spec.name}_{best['trial']}*"))
         info = {
             "trial": best["trial"],
             "params": {p.key: best[p.key] for p in spec.params},
             "metrics": {k: best[k] for k in METRIC_COLUMNS},
             "chunks": best["chunks"],
             "timesteps": best["timesteps"],
-            "run_dir": str(run_dir),
+            "run_dirs": [str(d) for d in run_dirs],
             "trial_dir": best["path"],
         }
         paths["best"] = exp / "best.json"

@@ -35,10 +35,11 @@ from experiments.sweep_config import OBJECTIVE, decode_params
 STATE_FILE = "state.json"
 
 
-def run_folder_name(sweep: str, trial_id: str) -> str:
-    """``<sweep>_<trial number>``: unique per trial, so ``millinet analyze`` and TensorBoard
-    tell the trials apart."""
-    return f"{sweep}_{trial_id.split('_')[-1]}"
+def run_folder_name(sweep: str, trial_id: str, seed: int | None = None) -> str:
+    """``<sweep>_<trial number>`` (``..._s<seed>`` with several seeds per trial): unique per
+    trial, so ``millinet analyze`` and TensorBoard tell the trials apart."""
+    name = f"{sweep}_{trial_id.split('_')[-1]}"
+    return name if seed is None else f"{name}_s{seed}"
 
 
 def objective(metrics: dict[str, Any], secondary_weight: float) -> float:
@@ -51,8 +52,49 @@ def objective(metrics: dict[str, Any], secondary_weight: float) -> float:
     return v1 + secondary_weight * v
 
 
-def report_row(metrics: dict[str, Any], chunk: int, secondary_weight: float) -> dict[str, Any]:
-    """The flat result reported to Tune after a chunk (NaN kept as NaN)."""
+def report_row(
+    metrics: list[dict[str, Any]],
+    chunk: int,
+    secondary_weight: float,
+    history: list[float] | None = None,
+    average_last: int = 1,
+    seeds: list[int] | None = None,
+) -> dict[str, Any]:
+    """The flat result reported to Tune after a chunk, from the held-out metrics of each of
+    the trial's training runs (one per seed): means over the seeds; with several seeds, the
+    CI pools the report episodes of all seeds and ``violation_rate_1ms_s<seed>`` are added.
+
+    ``objective`` is the mean over seeds, averaged over the last ``average_last`` chunks
+    (``history``, the unsmoothed values of the earlier chunks, is appended to);
+    ``objective_chunk`` is this chunk's value alone."""
+    from agents.ppo import mean_ci95
+
+    rows = [_run_row(m, chunk, secondary_weight) for m in metrics]
+    row: dict[str, Any] = {}
+    for key, first in rows[0].items():
+        if isinstance(first, float):
+            vals = [r[key] for r in rows if not math.isnan(r[key])]
+            row[key] = float(sum(vals) / len(vals)) if vals else math.nan
+        else:
+            row[key] = first
+    if len(rows) > 1:
+        episodes = [
+            v for m in metrics for v in m.get("last", {}).get("per_episode_violation_rate_1ms", [])
+        ]
+        row["violation_rate_1ms_ci95"] = mean_ci95(episodes)[1]
+        row["eval_episodes"] = sum(r["eval_episodes"] for r in rows)
+        for seed, r in zip(seeds or range(len(rows)), rows):
+            row[f"violation_rate_1ms_s{seed}"] = r["violation_rate_1ms"]
+    history = [] if history is None else history
+    history.append(row[OBJECTIVE])
+    row["objective_chunk"] = row[OBJECTIVE]
+    recent = history[-average_last:]
+    row[OBJECTIVE] = float(sum(recent) / len(recent))
+    return row
+
+
+def _run_row(metrics: dict[str, Any], chunk: int, secondary_weight: float) -> dict[str, Any]:
+    """One training run's row (NaN kept as NaN)."""
 
     def num(x: Any) -> float:
         return math.nan if x is None else float(x)
@@ -103,6 +145,19 @@ def apply_ppo_hyperparameters(model, cfg) -> None:
 
 
 # --------------------------------------------------------------------------- checkpoints
+def save_trial_checkpoint(
+    trainers: list, seeds: list[int], directory: Path, chunk: int, history: list[float]
+) -> None:
+    """A trial's Tune checkpoint: one ``s<seed>/`` folder per training run (see
+    :func:`save_tune_checkpoint`) and ``state.json`` (chunks done, objective history)."""
+    for trainer, seed in zip(trainers, seeds):
+        sub = directory / f"s{seed}"
+        sub.mkdir()
+        save_tune_checkpoint(trainer, sub, chunk)
+    state = {"chunk": chunk, "seeds": seeds, "objective_history": history}
+    (directory / STATE_FILE).write_text(json.dumps(state))
+
+
 def save_tune_checkpoint(trainer, directory: Path, chunk: int) -> None:
     """Write what :func:`restore_run_folder` needs into ``directory``."""
     paths = trainer.paths
@@ -155,11 +210,13 @@ def restore_run_folder(checkpoint_dir: Path, root: Path, cfg) -> int:
 
 # --------------------------------------------------------------------------- trainable
 def train_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
-    """Ray Tune function trainable: one trial = one training run, reported chunk by chunk.
+    """Ray Tune function trainable: one trial = one config's training run(s), chunk by chunk.
 
     ``config``: the trial's search-space values (flat dotted keys). ``spec``:
-    ``{"sweep", "base", "encoded", "chunk_timesteps", "max_chunks", "secondary_weight"}``
-    (bound with ``tune.with_parameters``).
+    ``{"sweep", "base", "encoded", "chunk_timesteps", "max_chunks", "secondary_weight",
+    "seeds_per_trial", "average_last"}`` (bound with ``tune.with_parameters``). With
+    ``seeds_per_trial`` n > 1 the trial trains n runs (seeds ``seed .. seed + n - 1``) one chunk
+    each, in turn, and reports their mean.
     """
     import torch
     from ray import tune
@@ -171,32 +228,60 @@ def train_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     torch.set_num_threads(1)
     params = decode_params(config, spec["encoded"])
     cfg = validate_train_config(with_params(spec["base"], params), f"trial config {params}")
+    seeds = [cfg.seed + i for i in range(spec.get("seeds_per_trial", 1))]
+    cfgs = [
+        validate_train_config({**cfg.model_dump(), "seed": seed}, f"trial config, seed {seed}")
+        for seed in seeds
+    ]
     ctx = tune.get_context()
-    root = Path(ctx.get_trial_dir()) / run_folder_name(spec["sweep"], ctx.get_trial_id())
+    trial_dir = Path(ctx.get_trial_dir())
+    several = len(seeds) > 1
+    roots = [
+        trial_dir / run_folder_name(spec["sweep"], ctx.get_trial_id(), s if several else None)
+        for s in seeds
+    ]
 
+    trainers: list = []
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as ckpt_dir:
-            state = json.loads((Path(ckpt_dir) / STATE_FILE).read_text())
-            if int(state["chunk"]) >= spec["max_chunks"]:
-                # Nothing left to train (a resumed sweep whose trial had finished, or a PBT
-                # exploit on the last chunk): leave the run folder as it is.
-                return
-            chunk = restore_run_folder(Path(ckpt_dir), root, cfg)
-        trainer = Trainer.resume(root)
-        apply_ppo_hyperparameters(trainer.model, cfg)
-    else:
-        shutil.rmtree(root, ignore_errors=True)  # a restart from scratch
-        trainer = Trainer.create(cfg, runs_dir=root.parent, name=root.name)
-        chunk = 0
     try:
+        if checkpoint is not None:
+            with checkpoint.as_directory() as ckpt_dir:
+                state = json.loads((Path(ckpt_dir) / STATE_FILE).read_text())
+                chunk = int(state["chunk"])
+                if chunk >= spec["max_chunks"]:
+                    # Nothing left to train (a resumed sweep whose trial had finished, or a
+                    # PBT exploit on the last chunk): leave the run folders as they are.
+                    return
+                history = [float(x) for x in state.get("objective_history", [])]
+                for seed, root, run_cfg in zip(seeds, roots, cfgs):
+                    restore_run_folder(Path(ckpt_dir) / f"s{seed}", root, run_cfg)
+            for root, run_cfg in zip(roots, cfgs):
+                trainers.append(Trainer.resume(root))
+                apply_ppo_hyperparameters(trainers[-1].model, run_cfg)
+        else:
+            chunk, history = 0, []
+            for root, run_cfg in zip(roots, cfgs):
+                shutil.rmtree(root, ignore_errors=True)  # a restart from scratch
+                trainers.append(Trainer.create(run_cfg, runs_dir=root.parent, name=root.name))
         while chunk < spec["max_chunks"]:
-            metrics = trainer.train(spec["chunk_timesteps"], progress=False, evaluate_best=False)
+            metrics = []
+            for trainer in trainers:
+                metrics.append(
+                    trainer.train(spec["chunk_timesteps"], progress=False, evaluate_best=False)
+                )
+                prune_checkpoints(trainer)
             chunk += 1
-            prune_checkpoints(trainer)
-            row = report_row(metrics, chunk, spec["secondary_weight"])
+            row = report_row(
+                metrics,
+                chunk,
+                spec["secondary_weight"],
+                history,
+                spec.get("average_last", 1),
+                seeds,
+            )
             with tempfile.TemporaryDirectory(prefix="millinet-ckpt-") as tmp:
-                save_tune_checkpoint(trainer, Path(tmp), chunk)
+                save_trial_checkpoint(trainers, seeds, Path(tmp), chunk, history)
                 tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
     finally:
-        trainer.close()
+        for trainer in trainers:
+            trainer.close()

@@ -379,7 +379,7 @@ def test_tiny_sweep_on_local_ray(tmp_path, ray_env):
 
 def _experiment_state(exp: Path) -> list[tuple[str, str, int]]:
     """(trial id, status, reported iterations) from the newest experiment state snapshot."""
-    files = sorted(exp.glob("experiment_state-*.json"), key=os.path.getmtime)
+    files = sorted(exp.glob("experiment_state-*.json"))
     if not files:
         return []
     try:
@@ -404,6 +404,7 @@ def test_resume_after_killing_the_driver(tmp_path, ray_env):
         num_samples=3,
         max_chunks=4,
         max_concurrent_trials=1,
+        seeds_per_trial=2,  # the checkpoint then holds two training runs per trial
         space={"ppo.learning_rate": {"loguniform": [1.0e-4, 1.0e-3]}},
     )
     exp = tmp_path / "sweeps" / "kill"
@@ -451,14 +452,19 @@ def test_resume_after_killing_the_driver(tmp_path, ray_env):
     for tid, d in trial_dirs.items():
         rows = _result_rows(d)
         status, iters = status_at_kill[tid]
-        chunks_after = [r["chunk"] for r in rows[len(before[tid]) :]]
+        chunks = [r["chunk"] for r in rows]
+        context = (tid, status, iters, [r["chunk"] for r in before[tid]], chunks)
         if status == "TERMINATED":
-            assert rows == before[tid], f"finished trial {tid} was run again"
-        else:  # continued from its checkpoint, not from scratch
-            assert all(c > iters for c in chunks_after), (tid, iters, chunks_after)
-        assert rows and rows[-1]["chunk"] == 4, (tid, [r["chunk"] for r in rows])
+            assert rows == before[tid], f"finished trial was run again: {context}"
+        else:  # continued from its checkpoint: chunk 1 is never trained twice
+            assert chunks.count(1) == 1 and set(chunks) == {1, 2, 3, 4}, context
     mid_tid = mid[0][0]
-    assert [r["chunk"] for r in _result_rows(trial_dirs[mid_tid])][-1] == 4
+    last = _result_rows(trial_dirs[mid_tid])[-1]
+    assert last["chunk"] == 4 and last["timesteps"] == 4 * 256
+    assert {"violation_rate_1ms_s0", "violation_rate_1ms_s1"} <= set(last)
+    for seed in (0, 1):  # both runs continued their own TensorBoard folder
+        (run,) = trial_dirs[mid_tid].glob(f"kill_*_s{seed}")
+        assert (run / "tb").is_dir() and (run / "final" / "model.zip").is_file()
     assert (exp / "best_config.yaml").is_file()
     import csv
 
@@ -681,3 +687,35 @@ def test_interrupted_sweep_is_told_apart_from_a_finished_one(tmp_path):
     with pytest.raises(SweepInterruptedError, match="2 trial.s. unfinished.*--resume"):
         _check_finished(spec, Results(), elapsed=10)
     _check_finished(spec, Results(), elapsed=600)  # time budget: a note, no error
+
+
+def test_report_row_means_over_seeds_and_smooths_over_chunks():
+    from experiments.sweep_trainable import report_row
+
+    def metrics(v1, episodes):
+        return {
+            "violation_rate_1ms": v1,
+            "violation_rate_1ms_ci95": 0.0,
+            "violation_rate": v1,
+            "timesteps": 512,
+            "wall_s": 1.0,
+            "last": {"episodes": len(episodes), "per_episode_violation_rate_1ms": episodes},
+        }
+
+    history: list[float] = []
+    row = report_row(
+        [metrics(0.02, [0.01, 0.03]), metrics(0.04, [0.03, 0.05])],
+        1,
+        0.0,
+        history,
+        average_last=2,
+        seeds=[5, 6],
+    )
+    assert row["violation_rate_1ms"] == pytest.approx(0.03)
+    assert row["violation_rate_1ms_s5"] == 0.02 and row["violation_rate_1ms_s6"] == 0.04
+    assert row["eval_episodes"] == 4 and row["violation_rate_1ms_ci95"] > 0
+    assert row["objective"] == pytest.approx(0.03)
+    row = report_row([metrics(0.0, [0.0]), metrics(0.02, [0.02])], 2, 0.0, history, 2, [5, 6])
+    assert row["objective_chunk"] == pytest.approx(0.01)
+    assert row["objective"] == pytest.approx(0.02)  # mean of the last two chunks
+    assert history == pytest.approx([0.03, 0.01])
