@@ -127,7 +127,6 @@ class Engine:
         self._next_id = 0
         self.records: list[tuple] = []
         self.in_flight = 0
-        self.pending: Arrival | None = None
         self._faults: list = []
         for t, kind, idx, up in self.scenario.scheduled_faults:
             self._push_fault(t, kind, idx, up)
@@ -169,8 +168,7 @@ class Engine:
         i = self._ptr
         t = times[i]
         self.advance(t)
-        self.pending = Arrival(self._next_id, t, cls[i], fac[i], up[i], down[i], work[i])
-        return self.pending
+        return Arrival(self._next_id, t, cls[i], fac[i], up[i], down[i], work[i])
 
     def candidates(self, arrival: Arrival) -> CandidateSet:
         """The K candidate slots of this task (by factory and the class's resource type)."""

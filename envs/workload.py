@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.config import (
-    CLASS_NAMES,
     ConstantDist,
     ExponentialDist,
     LogNormalDist,
@@ -265,4 +264,4 @@ class WorkloadGenerator:
         return ArrivalBatch(time_s, cls_arr, fac_arr, up, down, work)
 
 
-__all__ = ["CLASS_NAMES", "DEFAULT_CLASSES", "PROFILES", "ArrivalBatch", "WorkloadGenerator"]
+__all__ = ["DEFAULT_CLASSES", "PROFILES", "ArrivalBatch", "WorkloadGenerator"]
