@@ -116,6 +116,7 @@ class PlacementEnv(gym.Env):
         truncated = self._decisions >= self.horizon
         if truncated:
             self.engine.drain()
+            self._arrival = None  # stepping again needs reset(): never dispatch a task twice
         else:
             self._arrival = self._next_decision()
         violation, latency = self._harvest()

@@ -69,6 +69,8 @@ def test_make_by_id_name_path_and_overrides(tmp_path):
     for _ in range(6):
         assert not env.step(0)[3]
     assert env.step(0)[3]  # truncated exactly at the horizon
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)  # no task is dispatched twice after the episode ended
 
 
 def test_same_seed_same_trajectory_other_seed_differs(small_env):
