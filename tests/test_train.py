@@ -123,7 +123,9 @@ def test_reloaded_model_acts_identically(run):
             vecnorm.normalize_obs(obs[None]), deterministic=True, action_masks=mask[None]
         )
         assert a == int(sb3[0]) and mask[a]
-        obs, *_ = env.step(a)
+        obs, _, _, truncated, _ = env.step(a)
+        if truncated:
+            obs, _ = env.reset()
     assert loaded.name.endswith(":last")
     assert isinstance(load_run_policy(root, "best").act(obs, env.action_masks()), int)
 
@@ -254,7 +256,9 @@ def test_candidate_scorer_trains_and_reloads(tmp_path):
         mask = env.action_masks()
         assert loaded.act(obs, mask) == live.act(obs, mask)
         np.testing.assert_allclose(loaded.logits(obs[None]), live.logits(obs[None]), rtol=1e-6)
-        obs, *_ = env.step(loaded.act(obs, mask))
+        obs, _, _, truncated, _ = env.step(loaded.act(obs, mask))
+        if truncated:
+            obs, _ = env.reset()
 
 
 def test_warm_start_imitates_teacher_and_time_limit_stops(tmp_path):
