@@ -15,8 +15,9 @@ train_one() {  # config seed
   "$MILLINET" train --config "$1" --seed "$2" --runs-dir "$RUNS" --no-progress \
     > "$RUNS/train_${name}_s$2.log" 2>&1
 }
-for s in $SEEDS; do
-  for cfg in experiments/configs/ppo_sunflower.yaml experiments/configs/ppo_sunflower_scratch.yaml; do
+# The main experiment (warm start) first, so that its seeds are complete before the ablation.
+for cfg in experiments/configs/ppo_sunflower.yaml experiments/configs/ppo_sunflower_scratch.yaml; do
+  for s in $SEEDS; do
     while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
     train_one "$cfg" "$s" &
   done
