@@ -7,8 +7,10 @@ in ``scheduler/manifest.py``: ``policy.onnx`` (VecNormalize folded into the grap
 inside) and ``manifest.json``. Before it writes the manifest it runs the exported graph with
 onnxruntime against the torch policy on random inputs and refuses to finish on any mismatch.
 
-:class:`RunPolicy` is the same checkpoint acting through SB3 itself (``VecNormalize.normalize_obs``
-then ``MaskablePPO.predict(deterministic=True)``): the reference the export is tested against.
+:class:`SB3PredictPolicy` is the same checkpoint acting through SB3 itself
+(``VecNormalize.normalize_obs`` then ``MaskablePPO.predict(deterministic=True)``): the reference
+the export is tested against. (``agents.ppo.RunPolicy`` is the evaluation harness's fast numpy
+copy of the actor; this one deliberately goes through SB3's own code path.)
 """
 
 from __future__ import annotations
@@ -155,8 +157,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> RunCheckpoint:
     )
 
 
-class RunPolicy:
-    """The torch policy of a run checkpoint behind the shared ``act(observation, mask)``."""
+class SB3PredictPolicy:
+    """A run checkpoint acting through ``MaskablePPO.predict`` behind ``act(observation, mask)``:
+    the slow, SB3-native reference that exports and the service benchmark compare against."""
 
     def __init__(self, run: RunCheckpoint) -> None:
         self.run = run

@@ -7,7 +7,8 @@ A policy *spec* is one of
 * an exported policy folder (holds ``manifest.json``), loaded by
   ``scheduler.runtime.load_policy_folder``;
 * a trained run folder (holds ``config.yaml`` and ``checkpoints/`` or ``best/``), loaded by
-  ``agents.ppo.load_run_policy``.
+  ``agents.ppo.load_run_policy``: its ``best`` model, or ``RUN_DIR@CHECKPOINT`` for another
+  one (``@last``, ``@pretrained`` or ``@<steps>``, e.g. ``runs/x@last``).
 
 ``load_policy`` is the one place that decides; every command (``simulate``, ``evaluate``) goes
 through it. ``chooser_for`` adapts a policy to the simulator's ``choose(engine, arrival)``.
@@ -29,8 +30,9 @@ from envs.simulation import Chooser, nearest_slot
 from experiments.errors import UserError
 
 POLICY_HELP = (
-    f"a heuristic ({', '.join(HEURISTICS)}), a trained run folder (runs/<name>) or an "
-    "exported policy folder (holds manifest.json)"
+    f"a heuristic ({', '.join(HEURISTICS)}), a trained run folder (runs/<name>: its best "
+    "model; runs/<name>@last, @pretrained or @<steps> for another checkpoint) or an exported "
+    "policy folder (holds manifest.json)"
 )
 
 
@@ -48,6 +50,7 @@ def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
     """
     if spec in HEURISTICS:
         return make_heuristic(spec, seed=seed)
+    spec, checkpoint = _split_checkpoint(spec)
     path = Path(spec).expanduser()
     looks_like_path = any(sep in spec for sep in ("/", "\\")) or spec.startswith(".")
     if not path.exists():
@@ -56,11 +59,16 @@ def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
     if not path.is_dir():
         raise UserError(f"policy {spec!r} is a file, not a folder; {_known()}")
     if (path / "manifest.json").is_file():
+        if checkpoint is not None:
+            raise UserError(
+                f"{spec!r} is an exported policy (one model): '@{checkpoint}' selects a "
+                "checkpoint of a trained run only"
+            )
         policy = _load_exported(path)
     elif (path / "config.yaml").is_file() and (
         (path / "checkpoints").is_dir() or (path / "best").is_dir()
     ):
-        policy = _load_run(path)
+        policy = _load_run(path, checkpoint or "best")
     else:
         raise UserError(
             f"{spec!r} is neither an exported policy (no manifest.json) nor a trained run "
@@ -90,14 +98,28 @@ def _load_exported(path: Path) -> Policy:
         raise UserError(str(exc)) from None
 
 
-def _load_run(path: Path) -> Policy:
+def _split_checkpoint(spec: str) -> tuple[str, str | None]:
+    """``"runs/x@last"`` -> ``("runs/x", "last")``. A spec without an ``@`` suffix, or that
+    names an existing path as a whole (a folder with '@' in its name), is kept whole."""
+    head, sep, tail = spec.rpartition("@")
+    if not sep or not head or any(c in tail for c in "/\\") or Path(spec).expanduser().exists():
+        return spec, None
+    return head, tail
+
+
+def _load_run(path: Path, checkpoint: str) -> Policy:
     try:
-        from agents.ppo import load_run_policy
+        from agents.ppo import CHECKPOINTS, load_run_policy
     except ImportError as exc:
         raise UserError(
             f"trained runs are not available in this install (agents.ppo.load_run_policy: {exc})"
         ) from None
-    return load_run_policy(path)
+    if checkpoint not in CHECKPOINTS and not checkpoint.isdigit():
+        raise UserError(
+            f"{path}@{checkpoint}: unknown checkpoint {checkpoint!r}; use "
+            f"{', '.join('@' + c for c in CHECKPOINTS)} or @<steps>"
+        )
+    return load_run_policy(path, checkpoint)  # CheckpointError names a missing/broken file
 
 
 class PolicyChooser:

@@ -131,7 +131,7 @@ def time_calls(fn: Callable, inputs, n: int, warmup: int = 1000) -> dict:
 def bench_in_process(folder: Path, run_dir: Path, inputs, n: int) -> dict:
     import torch
 
-    from agents.export import ExportGraph, RunPolicy, load_run
+    from agents.export import ExportGraph, SB3PredictPolicy, load_run
     from envs.features import featurize, featurize_rows
     from scheduler.runtime import load_policy_folder
 
@@ -139,7 +139,7 @@ def bench_in_process(folder: Path, run_dir: Path, inputs, n: int) -> dict:
     policy = load_policy_folder(folder, threads=1)
     arrays = [(np.array(t), np.array(r), m) for t, r, m in inputs]
     run = load_run(run_dir, "best")
-    torch_policy = RunPolicy(run)
+    torch_policy = SB3PredictPolicy(run)
     graph = ExportGraph(run).eval()
 
     def torch_forward(task, rows, mask):

@@ -279,3 +279,20 @@ def test_warm_start_imitates_teacher_and_time_limit_stops(tmp_path):
     assert load_run_policy(trainer.root, "pretrained").name.endswith(":pretrained")
     tags = scalars(trainer.root / "tb")
     assert "pretrain/accuracy" in tags
+
+
+def test_policy_spec_selects_a_run_checkpoint(run):
+    """``RUN@last`` / ``RUN@<steps>`` pick that checkpoint; bad suffixes are one clear line."""
+    from envs.scenario import load_scenario
+    from experiments.errors import UserError
+    from experiments.policies import load_policy
+
+    root, _, _ = run
+    scenario = load_scenario("sunflower-metro")
+    assert load_policy(str(root), scenario).name.endswith(":best")
+    assert load_policy(f"{root}@last", scenario).name.endswith(":last")
+    assert load_policy(f"{root}@512", scenario).name.endswith(":512")
+    with pytest.raises(UserError, match="unknown checkpoint .newest.; use @best, @last"):
+        load_policy(f"{root}@newest", scenario)
+    with pytest.raises(CheckpointNotFoundError, match="pretrained.model.zip"):  # no BC start
+        load_policy(f"{root}@pretrained", scenario)

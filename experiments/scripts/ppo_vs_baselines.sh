@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce results/ppo_vs_baselines.md (a benchmark, ~2 h on 2 cores: 10 runs of <= 20 min,
-# two at a time, then the evaluation). Usage: bash experiments/scripts/ppo_vs_baselines.sh
+# Reproduce the numbers of results/ppo_vs_baselines.md (a benchmark, about 1.5 h on 2 cores:
+# 10 runs of at most 20 min, two at a time, then the evaluation).
+# Usage: bash experiments/scripts/ppo_vs_baselines.sh
 set -euo pipefail
 MILLINET=${MILLINET:-.venv/bin/millinet}
 RUNS=${RUNS:-runs/ppo_vs_baselines}
@@ -25,10 +26,15 @@ done
 wait
 [ "${TRAIN_ONLY:-0}" = 1 ] && exit 0
 
-# 2. Evaluate every heuristic and every run's best model on the harness's held-out seeds.
+# 2. Evaluate every heuristic and, of every run, the best (validation) model, the last model and,
+#    for warm-started runs, the behaviour-cloned start, on the harness's held-out seeds.
 policies=(--policy random --policy nearest --policy least-loaded --policy shortest-queue
           --policy earliest-finish --policy deadline-aware)
-for r in "$RUNS"/sunflower-metro_*; do policies+=(--policy "$r"); done
+for r in "$RUNS"/sunflower-metro_*/; do
+  r=${r%/}
+  policies+=(--policy "$r" --policy "$r@last")
+  if [ -d "$r/pretrained" ]; then policies+=(--policy "$r@pretrained"); fi
+done
 "$MILLINET" evaluate --scenario sunflower-metro "${policies[@]}" --seeds 10 --workers 2 \
   --out "$OUT/ppo_vs_baselines_eval"
 

@@ -1,9 +1,10 @@
 """Table for results/ppo_vs_baselines.md from a ``millinet evaluate`` per_seed.csv.
 
 Heuristics: mean over the evaluation seeds with the 95% bootstrap CI of ``summary.csv``.
-Trained runs: grouped by experiment (run name without seed and time); per run the mean over
-the evaluation seeds, then the mean over runs (training seeds) with a 95% Student-t CI, and
-the pooled count of 1 ms violations over every run and seed.
+Trained runs: grouped by experiment (run name without seed and time, plus the @checkpoint
+suffix of the policy spec, if any); per run the mean over the evaluation seeds, then the mean
+over runs (training seeds) with a 95% Student-t CI, and the pooled count of 1 ms violations
+over every run and seed.
 
 Usage: python experiments/scripts/summarize_ppo_vs_baselines.py EVAL_DIR [EVAL_DIR ...]
 (several folders: their rows are pooled, e.g. runs evaluated in batches on the same seeds).
@@ -19,6 +20,12 @@ from pathlib import Path
 
 from agents.ppo import mean_ci95
 from experiments.analysis import group_key
+
+
+def experiment_of(spec: str) -> str:
+    """``runs/x/<exp>_s3_<time>@last`` -> ``<exp>@last`` (no suffix: the best model)."""
+    name, _, checkpoint = Path(spec).name.partition("@")
+    return group_key(name) + (f"@{checkpoint}" if checkpoint else "")
 
 
 def main(*eval_dirs: str) -> None:
@@ -56,7 +63,7 @@ def main(*eval_dirs: str) -> None:
         out.append(f"| {p} | 1 × {len(v)} | {pct(float(s['mean']))} {ci} | {viol:,} / {tasks:,} |")
     groups: dict[str, list[str]] = defaultdict(list)
     for p in runs:
-        groups[group_key(Path(p).name)].append(p)
+        groups[experiment_of(p)].append(p)
     for g, members in sorted(groups.items()):
         per_run = [
             sum(float(r["violation_rate_1ms"]) for r in runs[p]) / len(runs[p]) for p in members
