@@ -185,7 +185,8 @@ def read_baselines(path: str | Path) -> list[dict[str, Any]]:
     ``violation_rate_1ms_mean``/``mean``); CI as ``*_low``/``*_high`` (or ``*_lo``/``*_hi``)
     or a half-width ``*ci95``. The long format of ``millinet evaluate``'s ``summary.csv``
     (``policy,metric,mean,ci95_low,ci95_high``) works too. Values may be fractions or
-    percentages (``0.5%``)."""
+    percentages (``0.5%``). Rows whose policy is a path (a trained run or an exported policy
+    evaluated alongside the heuristics) are skipped: the runs themselves are the curves."""
     import csv
 
     path = Path(path)
@@ -208,8 +209,8 @@ def read_baselines(path: str | Path) -> list[dict[str, Any]]:
             (low[k] for k in ("violation_rate_1ms", "violation_rate_1ms_mean", "mean") if k in low),
             None,
         )
-        if not name or v is None:
-            continue
+        if not name or v is None or "/" in name or "\\" in name:
+            continue  # no value, or a trained run / exported policy (a path): not a baseline
         ci_lo = next((low[k] for k in low if k.endswith(("_low", "_lo"))), None)
         ci_hi = next((low[k] for k in low if k.endswith(("_high", "_hi"))), None)
         half = next((low[k] for k in low if k.endswith("ci95")), None)

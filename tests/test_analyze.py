@@ -89,6 +89,8 @@ def test_baselines_csv(tmp_path):
         "scenario,policy,metric,mean,ci95_low,ci95_high,seeds\n"
         "sunflower-metro,nearest,violation_rate,0.5,0.4,0.6,10\n"
         "sunflower-metro,nearest,violation_rate_1ms,0.07,0.06,0.08,10\n"
+        # a trained run evaluated alongside the heuristics is a curve, not a baseline line
+        "sunflower-metro,runs/x_s0_20260101-1200@last,violation_rate_1ms,0.0,0.0,0.0,10\n"
     )
     (row,) = read_baselines(path)
     assert math.isclose(row["violation_rate_1ms"], 0.07) and math.isclose(row["ci_low"], 0.06)
