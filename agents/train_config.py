@@ -206,9 +206,15 @@ def validate_train_config(data: Any, source: str) -> TrainConfig:
         raise ConfigError(source, format_location(first["loc"]), reason + more) from None
 
 
-def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """Read and validate a YAML training config; ``overrides`` (top-level keys, None ignored)
-    replace values from the file before validation."""
+def load_train_config(
+    path: str | Path, settings: list[str] | tuple[str, ...] = (), **overrides: Any
+) -> TrainConfig:
+    """Read and validate a YAML training config.
+
+    ``overrides`` (top-level keys, None ignored) replace values from the file, then each of
+    ``settings`` (``"ppo.ent_coef=0.01"``: a dotted key and a YAML value, as ``millinet train
+    --set`` takes them) is applied, all before validation, so an override is checked like the
+    file itself."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), "", "file not found")
@@ -218,10 +224,32 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
         raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
     if isinstance(data, dict):
         data.update({k: v for k, v in overrides.items() if v is not None})
+        for setting in settings:
+            _apply_setting(data, setting, str(path))
     cfg = validate_train_config(data, str(path))
     _check_scenario(cfg, str(path))
     _check_teacher(cfg, str(path))
     return cfg
+
+
+def _apply_setting(data: dict, setting: str, source: str) -> None:
+    """Set ``data[a][b]... = value`` from ``"a.b=value"`` (the value parsed as YAML)."""
+    key, sep, text = setting.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(source, "--set", f"expected KEY=VALUE, got {setting!r}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, key, f"--set value is not valid YAML: {exc}") from None
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parents[: i + 1])
+            raise ConfigError(source, where, f"--set {key}: {where} is not a mapping")
+        node = child
+    node[leaf] = value
 
 
 def _check_teacher(cfg: TrainConfig, source: str) -> None:

@@ -413,6 +413,9 @@ class ScenarioConfig(StrictModel):
     candidates: CandidateConfig = Field(default_factory=CandidateConfig)
     classes: dict[str, TaskClassOverride] = Field(default_factory=dict)
     factories: Annotated[list[FactoryConfig], Field(min_length=1)]
+    load_scale: PositiveFloat = Field(
+        1.0, description="multiplies every factory's scale: the same city, busier or quieter"
+    )
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
 
     @field_validator("classes")

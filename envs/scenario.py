@@ -460,7 +460,7 @@ def build_scenario(
                     f"factory {fac.name!r} has {name} tasks but no reachable "
                     f"compute site with a {resource.upper()} pool",
                 )
-            sources.append((f, c, profile[name], fac.scale))
+            sources.append((f, c, profile[name], fac.scale * cfg.load_scale))
     return Scenario(
         cfg,
         source,

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +33,16 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert str(bad) in out.stderr and "factories" in out.stderr
+
+
+def test_load_scale_multiplies_every_factorys_workload(tmp_path):
+    base = load_scenario("sunflower-metro")
+    busy = load_scenario(
+        Path(__file__).parent.parent / "experiments/configs/scenarios/sunflower-metro-load2x.yaml"
+    )
+    assert busy.name == "sunflower-metro-load2x"
+    assert [s[3] for s in busy.sources] == [2.0 * s[3] for s in base.sources]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: sunflower-metro\nname: x\nload_scale: -1\n")
+    with pytest.raises(ScenarioError, match="load_scale"):
+        load_scenario(bad)

@@ -296,3 +296,19 @@ def test_policy_spec_selects_a_run_checkpoint(run):
         load_policy(f"{root}@newest", scenario)
     with pytest.raises(CheckpointNotFoundError, match="pretrained.model.zip"):  # no BC start
         load_policy(f"{root}@pretrained", scenario)
+
+
+def test_set_and_scenario_override_the_config_and_are_validated_like_it():
+    cfg = load_train_config(
+        TINY, ["ppo.ent_coef=0.01", "env.agent_classes=[robot_sync]"], scenario="link-failure"
+    )
+    assert cfg.ppo.ent_coef == 0.01 and cfg.env.agent_classes == ["robot_sync"]
+    assert cfg.scenario == "link-failure"
+    with pytest.raises(ConfigError, match=r"ppo_tiny\.yaml.*ppo\.ent_coeff.*unknown key"):
+        load_train_config(TINY, ["ppo.ent_coeff=0.01"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_train_config(TINY, ["ppo.ent_coef"])
+    with pytest.raises(ConfigError, match="ppo.n_steps: --set ppo.n_steps.x: .* not a mapping"):
+        load_train_config(TINY, ["ppo.n_steps.x=1"])
+    with pytest.raises(ConfigError, match="scenario.*atlantis"):
+        load_train_config(TINY, scenario="atlantis")

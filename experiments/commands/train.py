@@ -23,6 +23,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
     p.add_argument(
+        "--scenario",
+        default=None,
+        help="overrides the config's scenario (shipped name or YAML path)",
+    )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value by its dotted key, e.g. --set ppo.ent_coef=0.01 "
+        "(the value is read as YAML; repeatable; validated like the file)",
+    )
+    p.add_argument(
         "--total-timesteps",
         type=int,
         default=None,
@@ -32,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue this run from its newest checkpoint (ignores --config and --seed)",
+        help="continue this run from its newest checkpoint (ignores --config, --seed, "
+        "--scenario and --set)",
     )
     p.add_argument("--runs-dir", default="runs", help="parent folder of run folders (default runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -54,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
     from agents.train_config import load_train_config
 
     _interrupt_on_sigterm()
-    cfg = None if args.resume is not None else load_train_config(args.config, seed=args.seed)
+    cfg = (
+        None
+        if args.resume is not None
+        else load_train_config(args.config, args.settings, seed=args.seed, scenario=args.scenario)
+    )
     root, metrics = train(
         cfg,
         runs_dir=args.runs_dir,
