@@ -23,7 +23,7 @@ train_one() {  # tag seed [--set ...]
 slot() { while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done; }  # 2 runs at a time
 for s in $SEEDS; do
   slot; train_one warm "$s" &
-  slot; train_one warm-ent0.01 "$s" --set ppo.ent_coef=0.01 &
+  slot; train_one warm-ent "$s" --set ppo.ent_coef=0.01 &
 done
 wait
 [ "${TRAIN_ONLY:-0}" = 1 ] && exit 0
