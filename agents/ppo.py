@@ -46,6 +46,11 @@ and from best-model selection, which uses ``VALIDATION_SEED_BASE + i``)."""
 CHECKPOINTS = ("best", "last", "pretrained")
 
 
+def is_checkpoint_name(checkpoint: str) -> bool:
+    """Whether ``checkpoint`` names a run checkpoint: one of ``CHECKPOINTS`` or a step count."""
+    return checkpoint in CHECKPOINTS or str(checkpoint).isdigit()
+
+
 # --------------------------------------------------------------------------- run folder
 @dataclass(frozen=True)
 class RunPaths:
@@ -375,7 +380,7 @@ def load_run_policy(run_dir: str | Path, checkpoint: str = "best") -> RunPolicy:
     root = Path(run_dir)
     if not root.is_dir():
         raise CheckpointNotFoundError(f"{root}: run folder not found")
-    if checkpoint not in CHECKPOINTS and not str(checkpoint).isdigit():
+    if not is_checkpoint_name(checkpoint):
         raise ValueError(
             f"checkpoint must be one of {CHECKPOINTS} or a step count, got {checkpoint!r}"
         )

@@ -232,6 +232,28 @@ def load_train_config(
     return cfg
 
 
+class DottedKeyError(ValueError):
+    """A dotted key runs through a value that is not a mapping; ``prefix`` is that value's key."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(f"{prefix} is not a mapping")
+        self.prefix = prefix
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``data[a][b][c] = value`` for ``key = "a.b.c"``. Missing (or null) levels are created;
+    an existing level that is not a mapping raises :class:`DottedKeyError` naming it."""
+    *parents, leaf = key.split(".")
+    node = data
+    for i, part in enumerate(parents):
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise DottedKeyError(".".join(parents[: i + 1]))
+    node[leaf] = value
+
+
 def _apply_setting(data: dict, setting: str, source: str) -> None:
     """Set ``data[a][b]... = value`` from ``"a.b=value"`` (the value parsed as YAML)."""
     key, sep, text = setting.partition("=")
@@ -241,15 +263,10 @@ def _apply_setting(data: dict, setting: str, source: str) -> None:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(source, key, f"--set value is not valid YAML: {exc}") from None
-    *parents, leaf = key.strip().split(".")
-    node = data
-    for i, part in enumerate(parents):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            where = ".".join(parents[: i + 1])
-            raise ConfigError(source, where, f"--set {key}: {where} is not a mapping")
-        node = child
-    node[leaf] = value
+    try:
+        set_dotted(data, key.strip(), value)
+    except DottedKeyError as exc:
+        raise ConfigError(source, exc.prefix, f"--set {key}: {exc}") from None
 
 
 def _check_teacher(cfg: TrainConfig, source: str) -> None:

@@ -14,17 +14,15 @@ c. decisions per second on a ~20-node and a ~2,000-node city with the same facto
 from __future__ import annotations
 
 import gc
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from envs.placement_env import PlacementEnv
 from envs.scenario import DEFAULT_SCENARIO, load_scenario
-from experiments.benchmarks import grid_city, machine_info
+from experiments.benchmarks import grid_city, machine_info, write_result
 
 TARGETS = {
     "decisions_per_s_min": 30_000,
@@ -117,12 +115,10 @@ def bench_env(
         },
         "note": "wall-clock on a shared machine; compare ratios within one run",
     }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "env.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = write_result(result, out_dir, "env")
     _log(
         f"{result['decisions_per_s']['median']:,.0f} decisions/s; env share of PPO "
         f"{ppo['env_share']:.1%}; {nodes['large']}-node vs {nodes['small']}-node slowdown "
-        f"{small / large:.2f}x -> {out / 'env.json'}"
+        f"{small / large:.2f}x -> {path}"
     )
     return result

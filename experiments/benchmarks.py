@@ -187,6 +187,20 @@ def grid_city(rows: int, cols: int) -> dict:
 
 
 # --------------------------------------------------------------------------- the benchmark
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the OS has none."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def write_result(result: dict, out_dir: str | Path, name: str) -> Path:
+    """Write a benchmark's ``result`` as ``out_dir/<name>.json`` (folder created); its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
 def machine_info(**versions: str) -> dict:
     """The machine a benchmark ran on: platform, CPU model and count, Python and numpy versions,
     the 1-minute load average at the start, the git commit; ``versions`` adds more (name=ver)."""
@@ -214,7 +228,7 @@ def machine_info(**versions: str) -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         **versions,
-        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load_average_1min_at_start": load_average(),
         "git_commit": commit or None,
     }
 
@@ -376,14 +390,10 @@ def bench_sim(
             "meets_target": cost_ratio <= TARGETS["cost_ratio_2000_vs_20_nodes_max"],
         },
         "total_wall_s": time.perf_counter() - started,
-        "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load_average_1min_at_end": load_average(),
         "note": "wall-clock medians decide meets_target; best runs and CPU-time figures show "
         "the cost with less interference from other processes (compare the load averages "
         "with machine.cpu_count)",
     }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "sim.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    _log(f"wrote {path}")
+    _log(f"wrote {write_result(result, out_dir, 'sim')}")
     return result

@@ -109,12 +109,12 @@ def _split_checkpoint(spec: str) -> tuple[str, str | None]:
 
 def _load_run(path: Path, checkpoint: str) -> Policy:
     try:
-        from agents.ppo import CHECKPOINTS, load_run_policy
+        from agents.ppo import CHECKPOINTS, is_checkpoint_name, load_run_policy
     except ImportError as exc:
         raise UserError(
             f"trained runs are not available in this install (agents.ppo.load_run_policy: {exc})"
         ) from None
-    if checkpoint not in CHECKPOINTS and not checkpoint.isdigit():
+    if not is_checkpoint_name(checkpoint):
         raise UserError(
             f"{path}@{checkpoint}: unknown checkpoint {checkpoint!r}; use "
             f"{', '.join('@' + c for c in CHECKPOINTS)} or @<steps>"

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.benchmarks import machine_info
+from experiments.benchmarks import load_average, machine_info, write_result
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"in_process_p99_us_max": 100.0, "http_p99_ms_max_at_1000_rps": 2.0}
@@ -484,7 +484,7 @@ def bench_serve(
         "in_process": in_process,
         "http": http,
         "total_wall_s": round(time.perf_counter() - started, 1),
-        "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load_average_1min_at_end": load_average(),
         "note": "in process: one decision per call, batch 1, one thread; onnx_decide is the "
         "runtime's public API (validated featuriser + inference + score). HTTP latency is "
         "from the scheduled send time (open loop); the client shares the machine's cores with "
@@ -492,9 +492,5 @@ def bench_serve(
         "same run: compare them with the overall p99 and the load averages to judge how much "
         "other processes interfered; meets_target uses the overall p99.",
     }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "serve.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    _log(f"wrote {path}")
+    _log(f"wrote {write_result(result, out_dir, 'serve')}")
     return result

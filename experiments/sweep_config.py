@@ -39,7 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agents.train_config import (
     ConfigError,
+    DottedKeyError,
     TrainConfig,
+    set_dotted,
     validate_train_config,
 )
 
@@ -285,17 +287,6 @@ def field_exists(key: str) -> bool:
     return True
 
 
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """``data[a][b][c] = value`` for ``key = "a.b.c"`` (missing levels are created)."""
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-
-
 def with_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of the training-config mapping ``base`` with dotted ``params`` set."""
     out = copy.deepcopy(base)
@@ -443,7 +434,10 @@ def validate_sweep_config(data: Any, source: str, base_dir: Path | None = None) 
                 "(evaluation protocol); it cannot be searched",
             )
     for key, value in cfg.overrides.items():
-        set_dotted(base, key, value)
+        try:
+            set_dotted(base, key, value)
+        except DottedKeyError as exc:  # the base config holds a value where a mapping belongs
+            raise ConfigError(source, f"overrides.{key}", str(exc)) from None
     base["total_timesteps"] = cfg.total_timesteps
     base["torch_threads"] = 1
     base["time_limit_s"] = None  # trials are compared at equal steps, not equal seconds

@@ -308,6 +308,16 @@ def _sweep_cmd(config: Path, *extra: str) -> list[str]:
     return [PY, "-m", "experiments.cli", "sweep", "--config", str(config), *extra]
 
 
+def _run_sweep(
+    cwd: Path, env: dict, config: Path, *extra: str, timeout: float
+) -> subprocess.CompletedProcess:
+    """``millinet sweep --config CONFIG EXTRA...`` run in ``cwd``; output captured as text."""
+    command = _sweep_cmd(config, *extra)
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def _result_rows(trial_dir: Path) -> list[dict]:
     path = trial_dir / "result.json"
     if not path.is_file():
@@ -331,14 +341,7 @@ def test_tiny_sweep_on_local_ray(tmp_path, ray_env):
         },
     )
     t0 = time.monotonic()
-    proc = subprocess.run(
-        _sweep_cmd(config, "--num-cpus", "2"),
-        cwd=tmp_path,
-        env=ray_env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = _run_sweep(tmp_path, ray_env, config, "--num-cpus", "2", timeout=400)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "chunk 1/3" in proc.stdout  # console progress
@@ -440,14 +443,7 @@ def test_resume_after_killing_the_driver(tmp_path, ray_env):
     before = {tid: _result_rows(d) for tid, d in trial_dirs.items()}
     status_at_kill = {tid: (status, it) for tid, status, it in state}
 
-    proc = subprocess.run(
-        _sweep_cmd(config, "--num-cpus", "2", "--resume"),
-        cwd=tmp_path,
-        env=ray_env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = _run_sweep(tmp_path, ray_env, config, "--num-cpus", "2", "--resume", timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for tid, d in trial_dirs.items():
         rows = _result_rows(d)
@@ -483,14 +479,10 @@ def test_unreachable_address_fails_fast(tmp_path, ray_env):
     config = sweep_yaml(tmp_path)
     port = _free_port()  # nothing listens there
     t0 = time.monotonic()
-    proc = subprocess.run(
-        _sweep_cmd(config, "--address", f"127.0.0.1:{port}", "--connect-timeout", "5"),
-        cwd=tmp_path,
-        env=ray_env,
-        capture_output=True,
-        text=True,
+    proc = _run_sweep(
+        tmp_path, ray_env, config, "--address", f"127.0.0.1:{port}", "--connect-timeout", "5",
         timeout=120,
-    )
+    )  # fmt: skip
     assert proc.returncode == 2
     assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -505,14 +497,10 @@ def test_address_that_is_not_ray_fails_within_the_timeout(tmp_path, ray_env):
         server.listen(16)
         port = server.getsockname()[1]
         t0 = time.monotonic()
-        proc = subprocess.run(
-            _sweep_cmd(config, "--address", f"127.0.0.1:{port}", "--connect-timeout", "5"),
-            cwd=tmp_path,
-            env=ray_env,
-            capture_output=True,
-            text=True,
+        proc = _run_sweep(
+            tmp_path, ray_env, config, "--address", f"127.0.0.1:{port}", "--connect-timeout", "5",
             timeout=120,
-        )
+        )  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"could not connect to the Ray cluster at 127.0.0.1:{port} within 5 s" in proc.stderr
     assert time.monotonic() - t0 < 60
@@ -546,14 +534,7 @@ def test_sweep_through_address_on_a_local_head_node(tmp_path, ray_env):
         out, _ = head.communicate(timeout=180)
         assert head.returncode == 0, out[-3000:]
         config = sweep_yaml(tmp_path, name="cluster", num_samples=2, max_chunks=1)
-        proc = subprocess.run(
-            _sweep_cmd(config, "--address", f"127.0.0.1:{port}"),
-            cwd=tmp_path,
-            env=ray_env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-        )
+        proc = _run_sweep(tmp_path, ray_env, config, "--address", f"127.0.0.1:{port}", timeout=400)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert f"Ray cluster 127.0.0.1:{port} with 2 CPUs" in proc.stdout
         exp = tmp_path / "sweeps" / "cluster"
