@@ -33,8 +33,8 @@ from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 
-from agents.wrappers import find_timed
-from envs.features import CLASS_NAMES
+from millinet.agents.wrappers import find_timed
+from millinet.envs.features import CLASS_NAMES
 
 HPARAM_METRICS = (
     "eval/violation_rate_1ms",
@@ -46,7 +46,8 @@ HPARAM_METRICS = (
 
 
 def episode_scalars(metrics: dict) -> dict[str, float]:
-    """Flat ``{suffix: value}`` of one episode's ``envs.metrics.summarize`` dict (NaN kept)."""
+    """Flat ``{suffix: value}`` of one episode's ``millinet.envs.metrics.summarize`` dict (NaN
+    kept)."""
     out = {
         "violation_rate_1ms": metrics["violation_rate_1ms"],
         "violation_rate": metrics["violation_rate"],

@@ -9,8 +9,8 @@ onnxruntime against the torch policy on random inputs and refuses to finish on a
 
 :class:`SB3PredictPolicy` is the same checkpoint acting through SB3 itself
 (``VecNormalize.normalize_obs`` then ``MaskablePPO.predict(deterministic=True)``): the reference
-the export is tested against. (``agents.ppo.RunPolicy`` is the evaluation harness's fast numpy
-copy of the actor; this one deliberately goes through SB3's own code path.)
+the export is tested against. (``millinet.agents.ppo.RunPolicy`` is the evaluation harness's fast
+numpy copy of the actor; this one deliberately goes through SB3's own code path.)
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import torch
 import yaml
 from torch import nn
 
-from envs.features import CLASS_NAMES, SITE_TIERS, observation_size
-from scheduler import manifest as fmt
+from millinet.envs.features import CLASS_NAMES, SITE_TIERS, observation_size
+from millinet.scheduler import manifest as fmt
 
 CHECKPOINTS = {
     "best": ("best", "best_model.zip"),

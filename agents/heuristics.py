@@ -1,9 +1,9 @@
 """Baseline schedulers: hand-written rules behind the shared ``act(observation, mask)`` interface.
 
 Every heuristic reads only what the scheduler service could give it: the observation built by
-``envs.features.featurize`` (task features, then per candidate slot the telemetry divided by the
-task's deadline and clipped to ``FEATURE_CLIP``) and the feasibility mask. None of them looks at
-the engine, so each could run unchanged in the scheduler service, and each is a fair yardstick
+``millinet.envs.features.featurize`` (task features, then per candidate slot the telemetry divided
+by the task's deadline and clipped to ``FEATURE_CLIP``) and the feasibility mask. None of them looks
+at the engine, so each could run unchanged in the scheduler service, and each is a fair yardstick
 for a learned policy that sees the same inputs.
 
 Common rules:
@@ -28,8 +28,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agents.policy import Policy
-from envs.features import CANDIDATE_FEATURES, TASK_FEATURES, candidate_matrix
+from millinet.agents.policy import Policy
+from millinet.envs.features import CANDIDATE_FEATURES, TASK_FEATURES, candidate_matrix
 
 __all__ = [
     "HEURISTICS",
@@ -53,7 +53,7 @@ _COMPUTE_WAIT = CANDIDATE_FEATURES.index("compute_wait_per_deadline")
 _EST = CANDIDATE_FEATURES.index("est_latency_per_deadline")
 _LOG_SERVERS = CANDIDATE_FEATURES.index("log_servers")
 _TIER0 = CANDIDATE_FEATURES.index("is_on_prem")  # is_on_prem, is_edge, is_city follow
-_DEADLINE_LOG_SCALE = 5.0  # envs.features scales log10(1 + deadline_us) by 1/5
+_DEADLINE_LOG_SCALE = 5.0  # millinet.envs.features scales log10(1 + deadline_us) by 1/5
 
 
 def _k_of(observation: np.ndarray) -> int:
@@ -102,10 +102,10 @@ class NearestPolicy:
     """``nearest``: the feasible slot of minimum propagation.
 
     Rule: minimum ``rtt_per_deadline`` (propagation + forwarding, both directions), ties to the
-    lowest slot; identical to the simulator's engine-native ``envs.simulation.nearest_slot``.
-    Sees: the static round-trip time of each path. Cannot see: load of any kind, so it keeps
-    sending to a small on-prem or edge site after it saturates; it is what a latency-only
-    placement (anycast, "closest edge") does.
+    lowest slot; identical to the simulator's engine-native
+    ``millinet.envs.simulation.nearest_slot``. Sees: the static round-trip time of each path. Cannot
+    see: load of any kind, so it keeps sending to a small on-prem or edge site after it saturates;
+    it is what a latency-only placement (anycast, "closest edge") does.
     """
 
     name = "nearest"

@@ -8,7 +8,7 @@ must learn that ``est_latency`` of slot 3 matters for logit 3 separately for eve
 critic is an MLP over the whole observation.
 
 Both are ordinary SB3 ``ActorCriticPolicy`` subclasses: ``features -> mlp_extractor ->
-action_net``, so saving, loading and :func:`agents.ppo.actor_logits` (used for serving and
+action_net``, so saving, loading and :func:`millinet.agents.ppo.actor_logits` (used for serving and
 export) work unchanged; the only difference is that ``action_net`` maps the (N, K * h) latent to
 (N, K) logits with one shared ``Linear(h, 1)``.
 """
@@ -21,7 +21,7 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from envs.features import CANDIDATE_FEATURES, TASK_FEATURES
+from millinet.envs.features import CANDIDATE_FEATURES, TASK_FEATURES
 
 N_TASK, N_CAND = len(TASK_FEATURES), len(CANDIDATE_FEATURES)
 

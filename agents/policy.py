@@ -1,7 +1,7 @@
 """The one policy interface shared by heuristics, trained runs and exported policies.
 
 A policy sees only what the scheduler service could see: the observation built by
-``envs.features.featurize`` and the feasibility mask. Anything satisfying this protocol can
+``millinet.envs.features.featurize`` and the feasibility mask. Anything satisfying this protocol can
 be evaluated by the harness, run inside the simulator, or served.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 class Policy(Protocol):
     """``act(observation, mask) -> action``.
 
-    * ``observation``: float32 array of shape (7 + 14 K,), see ``envs.features``.
+    * ``observation``: float32 array of shape (7 + 14 K,), see ``millinet.envs.features``.
     * ``mask``: bool array of shape (K,), True for feasible candidate slots.
     * returns an ``int`` slot in [0, K). A policy must return a feasible slot whenever one
       exists.

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.errors import CheckpointError, CheckpointNotFoundError
-from agents.train_config import (
+from millinet.agents.errors import CheckpointError, CheckpointNotFoundError
+from millinet.agents.train_config import (
     VALIDATION_SEED_BASE,
     ConfigError,
     TrainConfig,
@@ -38,7 +38,7 @@ from agents.train_config import (
     run_name,
     validate_train_config,
 )
-from envs.features import CLASS_NAMES
+from millinet.envs.features import CLASS_NAMES
 
 REPORT_SEED_BASE = 950_000
 """``metrics.json`` is measured on reset seeds ``REPORT_SEED_BASE + i`` (held out from training
@@ -150,8 +150,8 @@ def make_vec_env(cfg: TrainConfig, seeds: list[int] | None = None, stream: int =
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
-    import envs  # noqa: F401  (registers millinet/Placement-v0)
-    from agents.wrappers import SeededResets, TimedVecEnv, cycle_seeds, random_seeds
+    import millinet.envs  # noqa: F401  (registers millinet/Placement-v0)
+    from millinet.agents.wrappers import SeededResets, TimedVecEnv, cycle_seeds, random_seeds
 
     evaluation = seeds is not None
     n = n_envs or (min(cfg.n_envs, len(seeds)) if evaluation else cfg.n_envs)
@@ -194,7 +194,7 @@ def _new_model(cfg: TrainConfig, venv):
     }
     policy: Any = "MlpPolicy"
     if p.policy.arch == "candidate":
-        from agents.networks import CandidateMaskablePolicy, CandidatePolicy
+        from millinet.agents.networks import CandidateMaskablePolicy, CandidatePolicy
 
         policy = CandidateMaskablePolicy if cfg.algo == "maskppo" else CandidatePolicy
     return _algo_class(cfg.algo)(
@@ -221,8 +221,8 @@ def _new_model(cfg: TrainConfig, venv):
 
 # --------------------------------------------------------------------------- policies
 class RunPolicy:
-    """A trained actor as a :class:`agents.policy.Policy`: VecNormalize observation scaling,
-    then the masked argmax of the actor's logits (deterministic)."""
+    """A trained actor as a :class:`millinet.agents.policy.Policy`: VecNormalize observation
+    scaling, then the masked argmax of the actor's logits (deterministic)."""
 
     def __init__(
         self,
@@ -315,7 +315,7 @@ def _numpy_actor(policy, k: int):
     net = _numpy_layers(getattr(ext, "policy_net", ()))
     if net is None:
         return None
-    from agents.networks import N_CAND, N_TASK, CandidateExtractor, CandidateHead
+    from millinet.agents.networks import N_CAND, N_TASK, CandidateExtractor, CandidateHead
 
     if isinstance(ext, CandidateExtractor) and isinstance(policy.action_net, CandidateHead):
         head = _numpy_layers([policy.action_net.score])
@@ -415,8 +415,8 @@ def policy_from_model(model, name: str, agent_classes=CLASS_NAMES) -> RunPolicy:
 # --------------------------------------------------------------------------- evaluation
 def run_episodes(policy, env_kwargs: dict[str, Any], seeds: list[int]) -> list[dict]:
     """Run ``policy`` (``act(observation, mask)``) for one ``Placement-v0`` episode per reset
-    seed; returns each episode's ``envs.metrics.summarize`` dict."""
-    from envs.placement_env import PlacementEnv
+    seed; returns each episode's ``millinet.envs.metrics.summarize`` dict."""
+    from millinet.envs.placement_env import PlacementEnv
 
     env = PlacementEnv(**env_kwargs)
     out = []
@@ -525,8 +525,8 @@ class Trainer:
         model = _new_model(cfg, venv)
         trainer = cls(root, cfg, model, stream=0)
         if cfg.pretrain.teacher:
-            from agents.pretrain import behaviour_clone
-            from agents.wrappers import find_timed
+            from millinet.agents.pretrain import behaviour_clone
+            from millinet.agents.wrappers import find_timed
 
             t0 = time.perf_counter()
             timed = find_timed(venv)
@@ -588,7 +588,7 @@ class Trainer:
         return int(self.model.num_timesteps)
 
     def _callbacks(self, target: int, progress: bool) -> list:
-        from agents.callbacks import (
+        from millinet.agents.callbacks import (
             HParamsCallback,
             MillinetMetricsCallback,
             ProgressCallback,
@@ -620,7 +620,7 @@ class Trainer:
         if progress:
             cbs.append(ProgressCallback(target, self.eval_callback))
         if cfg.time_limit_s is not None:
-            from agents.callbacks import TimeLimitCallback
+            from millinet.agents.callbacks import TimeLimitCallback
 
             left = cfg.time_limit_s - self.wall_s
             cbs.append(TimeLimitCallback(left, time.perf_counter()))
@@ -633,8 +633,8 @@ class Trainer:
         An interrupt (Ctrl-C) saves a checkpoint before it propagates, so ``--resume`` loses
         nothing. ``evaluate_best=False`` skips re-evaluating the best model (faster chunks).
         """
-        from agents.callbacks import save_checkpoint
-        from agents.wrappers import find_timed
+        from millinet.agents.callbacks import save_checkpoint
+        from millinet.agents.wrappers import find_timed
 
         target = self.num_timesteps + int(timesteps)
         if self.cfg.time_limit_s is not None and self.wall_s >= self.cfg.time_limit_s:

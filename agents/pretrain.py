@@ -1,7 +1,7 @@
 """Optional warm start: imitate a heuristic (behaviour cloning) before PPO.
 
-``pretrain.teacher`` in the training config names a heuristic (``agents.heuristics``). Before
-the first PPO update the trainer
+``pretrain.teacher`` in the training config names a heuristic (``millinet.agents.heuristics``).
+Before the first PPO update the trainer
 
 1. runs the teacher for ``pretrain.steps`` decisions in the *training* env stack (so
    VecNormalize's observation and return statistics are those PPO will continue from);
@@ -21,38 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.train_config import TrainConfig
-
-
-class EarliestFinish:
-    """Stand-in for ``agents.heuristics.EarliestFinishPolicy`` (minimum estimated latency,
-    then minimum propagation, then lowest slot), used only when that module is absent."""
-
-    name = "earliest-finish"
-
-    def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
-        from envs.features import EST_LATENCY, RTT, candidate_matrix
-
-        k = mask.shape[0]
-        cand = candidate_matrix(observation, k)
-        feasible = np.flatnonzero(mask).tolist()
-        if not feasible:
-            return 0
-        return min(feasible, key=lambda j: (cand[j, EST_LATENCY], cand[j, RTT]))
-
-
-def make_teacher(name: str):
-    """The heuristic called ``name`` (``agents.heuristics``), deterministic where possible."""
-    try:
-        from agents.heuristics import make_heuristic
-    except ImportError:
-        if name == "earliest-finish":
-            return EarliestFinish()
-        raise ValueError(
-            f"pretrain.teacher {name!r} needs agents.heuristics (only 'earliest-finish' has a "
-            "stand-in)"
-        ) from None
-    return make_heuristic(name, seed=0)
+from millinet.agents.heuristics import make_heuristic
+from millinet.agents.train_config import TrainConfig
 
 
 def collect(venv, teacher, steps: int, gamma: float) -> dict[str, Any]:
@@ -96,12 +66,12 @@ def collect(venv, teacher, steps: int, gamma: float) -> dict[str, Any]:
 def behaviour_clone(model, cfg: TrainConfig, logger=None) -> dict[str, float]:
     """Warm-start ``model`` (SB3 PPO / MaskablePPO with its training env) by imitating
     ``cfg.pretrain.teacher``; returns summary statistics (also logged as ``pretrain/*``)."""
-    from agents.ppo import actor_logits
+    from millinet.agents.ppo import actor_logits
 
     pc = cfg.pretrain
     t0 = time.perf_counter()
     venv = model.get_env()
-    data = collect(venv, make_teacher(pc.teacher), pc.steps, cfg.ppo.gamma)
+    data = collect(venv, make_heuristic(pc.teacher), pc.steps, cfg.ppo.gamma)
     vecnorm = model.get_vec_normalize_env()
     obs = data["raw"] if vecnorm is None else vecnorm.normalize_obs(data["raw"])
     obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))

@@ -9,9 +9,9 @@ exactly what ran and ``--resume`` needs nothing else. See ``experiments/configs/
 Seeds: ``seed`` seeds the network and the stream of training episodes, which are reset with
 seeds drawn below :data:`VALIDATION_SEED_BASE`; held-out validation episodes (evaluation during
 training and best-model selection) are reset with ``VALIDATION_SEED_BASE + i`` and the episodes
-of ``metrics.json`` with ``agents.ppo.REPORT_SEED_BASE + i``. These are ``reset`` seeds: the env
-derives its engine (workload) seed from them, always below 2**31, so the evaluation harness's
-engine seeds (2**31 + i, ``experiments/seeds.py``) are never trained on.
+of ``metrics.json`` with ``millinet.agents.ppo.REPORT_SEED_BASE + i``. These are ``reset`` seeds:
+the env derives its engine (workload) seed from them, always below 2**31, so the evaluation
+harness's engine seeds (2**31 + i, ``envs/seeds.py``) are never trained on.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from envs.errors import ScenarioError, format_location
-from envs.features import CLASS_NAMES
-from envs.scenario import DEFAULT_SCENARIO
+from millinet.envs.errors import ScenarioError, format_location
+from millinet.envs.features import CLASS_NAMES
+from millinet.envs.scenario import DEFAULT_SCENARIO
 
 VALIDATION_SEED_BASE = 900_000
 """Held-out validation episodes use reset seeds ``VALIDATION_SEED_BASE + i``; training episode
@@ -274,12 +274,9 @@ def _check_teacher(cfg: TrainConfig, source: str) -> None:
     name = cfg.pretrain.teacher
     if name is None:
         return
-    try:
-        from agents.heuristics import HEURISTICS
+    from millinet.agents.heuristics import HEURISTICS
 
-        known = list(HEURISTICS)
-    except ImportError:  # the heuristics module is not installed: only the stand-in
-        known = ["earliest-finish"]
+    known = list(HEURISTICS)
     if name not in known:
         raise ConfigError(
             source, "pretrain.teacher", f"unknown heuristic {name!r}; known: {', '.join(known)}"
@@ -288,7 +285,7 @@ def _check_teacher(cfg: TrainConfig, source: str) -> None:
 
 def _check_scenario(cfg: TrainConfig, source: str) -> None:
     """Fail early, naming the config, when the scenario does not resolve."""
-    from envs.scenario import resolve_config
+    from millinet.envs.scenario import resolve_config
 
     try:
         resolve_config(cfg.scenario)

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from envs.features import CLASS_NAMES, SITE_TIERS  # numpy-only single source of names
-from envs.physics import FIBER_TYPES
+from millinet.envs.features import CLASS_NAMES, SITE_TIERS  # numpy-only single source of names
+from millinet.envs.physics import FIBER_TYPES
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]

@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from envs.network import CandidateSet
-from envs.scenario import Scenario
+from millinet.envs.network import CandidateSet
+from millinet.envs.scenario import Scenario
 
 # Outcome status of a finished task.
 ON_TIME, LATE, DROPPED = 0, 1, 2
@@ -440,8 +440,8 @@ class Engine:
     # ----------------------------------------------------------------------- telemetry
     def telemetry(self, arrival: Arrival) -> np.ndarray:
         """What a scheduler could measure now: shape (K, 10), columns
-        ``envs.features.TELEMETRY_FIELDS`` (backlogs are the links' current transmit backlog
-        summed along the path; compute wait is until the pool's earliest server frees)."""
+        ``millinet.envs.features.TELEMETRY_FIELDS`` (backlogs are the links' current transmit
+        backlog summed along the path; compute wait is until the pool's earliest server frees)."""
         return np.array(self.telemetry_rows(arrival))
 
     def telemetry_rows(self, arrival: Arrival) -> list[tuple[float, ...]]:
@@ -471,7 +471,7 @@ class Engine:
         return rows
 
     def task_vector(self, arrival: Arrival) -> np.ndarray:
-        """The task as ``envs.features.TASK_FIELDS``: shape (5,)."""
+        """The task as ``millinet.envs.features.TASK_FIELDS``: shape (5,)."""
         return np.array(self.task_row(arrival))
 
     def task_row(self, arrival: Arrival) -> tuple[float, ...]:

@@ -1,7 +1,7 @@
 """Topology generators: sunflower, ring, grid, random_geometric and explicit lists.
 
-Each generator returns a :class:`~envs.topology.Topology` with the network nodes and the edge and
-city compute sites; factories (and their on-prem sites) are attached later by
+Each generator returns a :class:`~millinet.envs.topology.Topology` with the network nodes and the
+edge and city compute sites; factories (and their on-prem sites) are attached later by
 ``envs/scenario.py``. Coordinates are in km; link lengths default to straight-line distance.
 """
 
@@ -13,9 +13,9 @@ import networkx as nx
 import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from envs import config as schema
-from envs.errors import FieldError
-from envs.topology import Pool, Topology
+from millinet.envs import config as schema
+from millinet.envs.errors import FieldError
+from millinet.envs.topology import Pool, Topology
 
 SITE_LINK_KM = 0.5
 """Fiber from a PoP to the compute site housed next to it (same campus), km."""

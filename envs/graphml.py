@@ -14,10 +14,10 @@ from pathlib import Path
 
 import networkx as nx
 
-from envs import config as schema
-from envs.errors import ScenarioError
-from envs.generators import _attach_site
-from envs.topology import Topology
+from millinet.envs import config as schema
+from millinet.envs.errors import ScenarioError
+from millinet.envs.generators import _attach_site
+from millinet.envs.topology import Topology
 
 EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius (IUGG), km."""

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from envs.config import CLASS_NAMES, TaskClassConfig
-from envs.engine import DROPPED, LATE
+from millinet.envs.config import CLASS_NAMES, TaskClassConfig
+from millinet.envs.engine import DROPPED, LATE
 
 ONE_MS_US = 1_000.0
 PERCENTILES = {"p50_us": 50.0, "p99_us": 99.0, "p999_us": 99.9}

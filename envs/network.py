@@ -20,8 +20,8 @@ from itertools import islice
 import networkx as nx
 import numpy as np
 
-from envs.config import RESOURCES, SITE_TIERS
-from envs.topology import Topology
+from millinet.envs.config import RESOURCES, SITE_TIERS
+from millinet.envs.topology import Topology
 
 
 @dataclass(frozen=True)

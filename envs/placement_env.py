@@ -7,7 +7,7 @@
 * **Mask** ``action_masks()``: bool (K,), False for empty slots and candidates through a failed
   element. A masked action is not an error: the task is rejected, counted as dropped (a
   violation) and ``info["rejected"]`` is True.
-* **Observation**: ``envs.features.featurize`` of the task and per-candidate telemetry,
+* **Observation**: ``millinet.envs.features.featurize`` of the task and per-candidate telemetry,
   float32 of size 7 + 14 K, independent of the city's size.
 * **Reward** of a step = ``violation`` + ``latency`` terms over the tasks that *finished* since
   the previous step (a task's outcome is known only after its latency has elapsed):
@@ -26,14 +26,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.config import CLASS_NAMES, ScenarioConfig
-from envs.engine import DROPPED, Arrival, Engine
-from envs.features import FEATURE_CLIP, featurize_rows, observation_size
-from envs.metrics import summarize
-from envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
-from envs.simulation import nearest_slot
-
-ENV_ID = "millinet/Placement-v0"
+from millinet.envs.config import CLASS_NAMES, ScenarioConfig
+from millinet.envs.engine import DROPPED, Arrival, Engine
+from millinet.envs.features import FEATURE_CLIP, featurize_rows, observation_size
+from millinet.envs.metrics import summarize
+from millinet.envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+from millinet.envs.simulation import nearest_slot
 
 
 def default_config() -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Load, validate and build scenarios.
 
 ``load_scenario`` accepts a shipped scenario name (``envs/scenarios/<name>.yaml``), a path to a
-YAML file, a plain dict or a :class:`~envs.config.ScenarioConfig`, and returns a built
-:class:`Scenario`. Every problem raises :class:`~envs.errors.ScenarioError` naming the file, the
-field and the reason; nothing is built half-way.
+YAML file, a plain dict or a :class:`~millinet.envs.config.ScenarioConfig`, and returns a built
+:class:`Scenario`. Every problem raises :class:`~millinet.envs.errors.ScenarioError` naming the
+file, the field and the reason; nothing is built half-way.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from envs import config as schema
-from envs import generators
-from envs.errors import FieldError, ScenarioError, format_location
-from envs.graphml import load_graphml
-from envs.network import CompiledNetwork
-from envs.topology import Topology
-from envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
+from millinet.envs import config as schema
+from millinet.envs import generators
+from millinet.envs.errors import FieldError, ScenarioError, format_location
+from millinet.envs.graphml import load_graphml
+from millinet.envs.network import CompiledNetwork
+from millinet.envs.topology import Topology
+from millinet.envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DATA_DIR = Path(__file__).parent / "data"

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.engine import Arrival, Engine
-from envs.features import FEATURE_CLIP
-from envs.metrics import summarize
-from envs.network import CandidateSet
-from envs.scenario import Scenario
+from millinet.envs.engine import Arrival, Engine
+from millinet.envs.features import FEATURE_CLIP
+from millinet.envs.metrics import summarize
+from millinet.envs.network import CandidateSet
+from millinet.envs.scenario import Scenario
 
 Chooser = Callable[[Engine, Arrival], int]
 
@@ -26,8 +26,8 @@ def nearest_slot(engine: Engine, arrival: Arrival) -> int:
     """The feasible candidate of minimum propagation (``base_rtt``), ties to the lowest slot.
 
     Returns slot 0 if none is feasible (a rejection). This is the engine-native form of the
-    ``nearest`` heuristic of ``agents.heuristics`` and agrees with it exactly: propagation is
-    compared as the observation carries it (``rtt / deadline`` in float32). Slots are ordered
+    ``nearest`` heuristic of ``millinet.agents.heuristics`` and agrees with it exactly: propagation
+    is compared as the observation carries it (``rtt / deadline`` in float32). Slots are ordered
     by site distance, then path latency, so without faults this is the first slot; but a
     second path to a near site can be slower than the first path to the next site, which
     matters once a fault masks the near site's first path.
@@ -51,7 +51,8 @@ def _nearest_order(cset: CandidateSet, deadline_s: float) -> list[int]:
     if hit is None or hit[0] is not cset:
         if len(_NEAREST_ORDER) > 4096:
             _NEAREST_ORDER.clear()
-        # exactly envs.features.featurize_rows: rtt_us * (1 / deadline_us), float32, clipped
+        # exactly millinet.envs.features.featurize_rows: rtt_us * (1 / deadline_us), float32,
+        # clipped
         deadline_us = deadline_s * 1e6
         inv = 1.0 / deadline_us if deadline_us > 1.0 else 1.0
         ratio = ((cset.base_rtt_s * 1e6) * inv).astype(np.float32)

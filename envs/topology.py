@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from envs.physics import propagation_s
+from millinet.envs.physics import propagation_s
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.config import (
+from millinet.envs.config import (
     ConstantDist,
     ExponentialDist,
     LogNormalDist,
@@ -118,7 +118,8 @@ PROFILES: dict[str, dict[str, PeriodicArrivals | PoissonArrivals]] = {
 
 
 def sample(dist: object, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Draw ``n`` samples (float64, shape (n,)) from a distribution model of ``envs.config``."""
+    """Draw ``n`` samples (float64, shape (n,)) from a distribution model of
+    ``millinet.envs.config``."""
     if isinstance(dist, ConstantDist):
         return np.full(n, dist.value)
     if isinstance(dist, UniformDist):

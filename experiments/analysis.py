@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.ppo import mean_ci95
+from millinet.agents.ppo import mean_ci95
 
 CURVE_TAGS = ("eval/violation_rate_1ms", "millinet/violation_rate_1ms")
 """Learning curves drawn by default: held-out validation, then training episodes."""

@@ -11,10 +11,10 @@ import argparse
 import importlib
 import sys
 
-from agents.errors import CheckpointError
-from envs.errors import ScenarioError
-from experiments.errors import UserError
-from scheduler.manifest import PolicyFolderError
+from millinet.agents.errors import CheckpointError
+from millinet.envs.errors import ScenarioError
+from millinet.experiments.errors import UserError
+from millinet.scheduler.manifest import PolicyFolderError
 
 COMMANDS = (
     "scenarios", "simulate", "evaluate", "train", "analyze", "sweep", "export", "serve",
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"experiments.commands.{name}").register(sub)
+        importlib.import_module(f"millinet.experiments.commands.{name}").register(sub)
     return parser
 
 

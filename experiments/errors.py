@@ -1,5 +1,5 @@
 """User-facing errors of the command line (kept apart from ``cli.py`` so that
-``python -m experiments.cli`` and the ``millinet`` script catch the same class)."""
+``python -m millinet.experiments.cli`` and the ``millinet`` script catch the same class)."""
 
 from __future__ import annotations
 

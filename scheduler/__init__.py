@@ -1,5 +1,6 @@
 """Reference scheduler service for exported policies (numpy, onnxruntime, HTTP; never torch).
 
-``scheduler.manifest`` defines the exported-policy folder, ``scheduler.runtime`` loads it and
-decides, ``scheduler.service`` serves it over HTTP, ``scheduler.client`` builds requests.
+``millinet.scheduler.manifest`` defines the exported-policy folder, ``millinet.scheduler.runtime``
+loads it and decides, ``millinet.scheduler.service`` serves it over HTTP,
+``millinet.scheduler.client`` builds requests.
 """

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.features import CLASS_NAMES, SITE_TIERS, TELEMETRY_FIELDS
+from millinet.envs.features import CLASS_NAMES, SITE_TIERS, TELEMETRY_FIELDS
 
 _NUMERIC = (
     "base_rtt_us", "serialisation_us", "up_backlog_us", "down_backlog_us",

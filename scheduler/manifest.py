@@ -5,7 +5,8 @@ An exported policy is a folder with two files:
 * ``policy.onnx``: the policy graph (ONNX opset >= 17).
 
   ========== ======================= =======================================================
-  inputs     ``observation``         float32 (batch, D): ``envs.features.featurize`` output,
+  inputs     ``observation``         float32 (batch, D): ``millinet.envs.features.featurize``
+  output,
                                      *raw* (the VecNormalize statistics are folded into the
                                      graph: ``clip((obs - mean) / sqrt(var + eps), +-clip)``,
                                      computed in float64 exactly as SB3 does)
@@ -22,7 +23,7 @@ An exported policy is a folder with two files:
 
 This module is the single definition of the format: the exporter (``agents/export.py``)
 writes what it declares and the runtime (``scheduler/runtime.py``) accepts only that. It
-imports nothing beyond the standard library and ``envs.features``.
+imports nothing beyond the standard library and ``millinet.envs.features``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from envs.features import (
+from millinet.envs.features import (
     CANDIDATE_FEATURES,
     CLASS_NAMES,
     FEATURES_VERSION,
@@ -76,7 +77,7 @@ def sha256_file(path: str | Path) -> str:
 def observation_spec(k: int) -> dict[str, Any]:
     """The observation section of a manifest for K candidate slots (current featuriser)."""
     return {
-        "featuriser": "envs.features.featurize",
+        "featuriser": "millinet.envs.features.featurize",
         "features_version": FEATURES_VERSION,
         "task_fields": list(TASK_FIELDS),
         "telemetry_fields": list(TELEMETRY_FIELDS),
@@ -121,7 +122,7 @@ def validate_manifest(manifest: Any, where: str) -> None:
     fv = obs.get("features_version")
     if fv != FEATURES_VERSION:
         fail(
-            f"unknown featuriser version {fv!r}: this runtime's envs.features is version "
+            f"unknown featuriser version {fv!r}: this runtime's millinet.envs.features is version "
             f"{FEATURES_VERSION}; observations would not match what the policy was trained on"
         )
     expected = observation_spec(k)

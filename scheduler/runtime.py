@@ -1,13 +1,14 @@
 """Load an exported policy folder and decide placements with numpy and onnxruntime only.
 
 Nothing here imports torch, gymnasium or the simulator engine: observations come from the
-shared featuriser ``envs.features.featurize``, the graph from ``policy.onnx`` (format in
+shared featuriser ``millinet.envs.features.featurize``, the graph from ``policy.onnx`` (format in
 ``scheduler/manifest.py``).
 
 >>> policy = load_policy_folder("exported/my-run")          # refuses bad folders, see below
 >>> d = policy.decide(task, telemetry)                       # task (5,), telemetry (K, 10)
 >>> d.slot, d.score
->>> policy.act(observation, mask)                             # the agents.policy.Policy protocol
+>>> policy.act(observation, mask)                             # the millinet.agents.policy.Policy
+protocol
 
 ``load_policy_folder`` raises :class:`PolicyFolderError` (one line naming the file and the
 reason) when a file is missing, the manifest's format or featuriser version is unknown, the
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from envs.features import (
+from millinet.envs.features import (
     RTT,
     TASK_FIELDS,
     TELEMETRY_FIELDS,
@@ -32,8 +33,8 @@ from envs.features import (
     featurize,
     observation_size,
 )
-from scheduler import manifest as fmt
-from scheduler.manifest import PolicyFolderError
+from millinet.scheduler import manifest as fmt
+from millinet.scheduler.manifest import PolicyFolderError
 
 __all__ = ["Decision", "ExportedPolicy", "PolicyFolderError", "load_policy_folder"]
 
@@ -203,10 +204,10 @@ class ExportedPolicy:
 
 
 def _nearest(observation: np.ndarray, mask: np.ndarray, k: int) -> Decision:
-    """The nearest rule, as the env and the simulator apply it (``envs.simulation.nearest_slot``):
-    the feasible slot of minimum propagation as the observation carries it, ties to the lowest
-    slot. (Not simply the first feasible slot: under faults a near site's second path can be
-    slower than the next site's first path.)"""
+    """The nearest rule, as the env and the simulator apply it
+    (``millinet.envs.simulation.nearest_slot``): the feasible slot of minimum propagation as the
+    observation carries it, ties to the lowest slot. (Not simply the first feasible slot: under
+    faults a near site's second path can be slower than the next site's first path.)"""
     feasible = np.flatnonzero(mask)
     if not feasible.size:
         return Decision(None, None, None, "nearest")

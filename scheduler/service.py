@@ -12,8 +12,8 @@ Endpoints (OpenAPI at ``/openapi.json``, browsable at ``/docs``):
 
 A request gives the task in ``TASK_FIELDS`` units and, per candidate slot in the order the
 policy was trained on (nearest site first, then its paths), the measurements of
-``TELEMETRY_FIELDS`` (``envs.features``). ``valid`` is the feasibility of the slot; ``null``
-marks an empty slot and fewer than K candidates are padded with empty slots. Every field is
+``TELEMETRY_FIELDS`` (``millinet.envs.features``). ``valid`` is the feasibility of the slot;
+``null`` marks an empty slot and fewer than K candidates are padded with empty slots. Every field is
 typed and bounded, unknown fields are refused, so a malformed request gets 4xx with the
 offending field and reason (422, also for a body that is not JSON), or 413 for a body over
 ``max_body_bytes``; never 5xx.
@@ -34,8 +34,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from envs.features import SITE_TIERS, TASK_FIELDS, featurize_rows
-from scheduler.runtime import ExportedPolicy, load_policy_folder
+from millinet.envs.features import SITE_TIERS, TASK_FIELDS, featurize_rows
+from millinet.scheduler.runtime import ExportedPolicy, load_policy_folder
 
 log = logging.getLogger("millinet.scheduler")
 

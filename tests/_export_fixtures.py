@@ -26,7 +26,7 @@ def make_run(run_dir: Path, timesteps: int = 1024, seed: int = 0, norm_obs: bool
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    import envs  # noqa: F401  (registers millinet/Placement-v0)
+    import millinet.envs  # noqa: F401  (registers millinet/Placement-v0)
 
     torch.set_num_threads(1)
     env_kwargs = {"scenario": "sunflower-metro", "horizon": HORIZON}
@@ -64,7 +64,7 @@ def shared_run(tmp_path_factory, norm_obs: bool = True) -> tuple[Path, Path]:
     """(run folder, exported ``best`` folder), made once per session across xdist workers."""
     from filelock import FileLock
 
-    from agents.export import export_policy
+    from millinet.agents.export import export_policy
 
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -83,7 +83,7 @@ def collect_env_samples(n: int, seeds=(0, 1, 2, 3), horizon: int = HORIZON):
     stepping with uniformly random *feasible* actions through episodes of several seeds."""
     import gymnasium
 
-    import envs  # noqa: F401
+    import millinet.envs  # noqa: F401
 
     env = gymnasium.make("millinet/Placement-v0", horizon=horizon)
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ With ``priorities`` given, links are ``simpy.PriorityResource``: non-preemptive 
 (0 = highest), FIFO within a level. Queue limits and faults are not modelled.
 
 The model takes plain lists/arrays so that tests and the simulator benchmark
-(``experiments/benchmarks.py``) can feed it the same tasks and decisions as the engine.
+(``experiments/bench/benchmarks.py``) can feed it the same tasks and decisions as the engine.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from agents.ppo import Trainer
-from agents.train_config import validate_train_config
-from experiments.analysis import (
+from millinet.agents.ppo import Trainer
+from millinet.agents.train_config import validate_train_config
+from millinet.experiments.analysis import (
     AnalysisError,
     curve_band,
     find_runs,
@@ -18,7 +18,7 @@ from experiments.analysis import (
     load_run,
     read_baselines,
 )
-from experiments.cli import main
+from millinet.experiments.cli import main
 
 
 @pytest.fixture(scope="module")

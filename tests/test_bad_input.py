@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from envs.errors import ScenarioError
-from envs.scenario import load_scenario
-from experiments.cli import main
+from millinet.envs.errors import ScenarioError
+from millinet.envs.scenario import load_scenario
+from millinet.experiments.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -312,7 +312,7 @@ def test_real_process_exit_status_and_stderr(tmp_path, name, command):
         else ["simulate", "--scenario", str(path), "--json", str(json_out)]
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", *args],
+        [sys.executable, "-m", "millinet.experiments.cli", *args],
         capture_output=True,
         text=True,
         cwd=REPO,

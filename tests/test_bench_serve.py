@@ -2,7 +2,7 @@
 
 import json
 
-from experiments.serve_bench import TARGETS, bench_serve
+from millinet.experiments.bench.serve import TARGETS, bench_serve
 
 
 def test_bench_serve_writes_its_json(tmp_path):

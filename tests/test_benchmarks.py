@@ -2,7 +2,7 @@
 
 import json
 
-from experiments.benchmarks import TARGETS, bench_sim
+from millinet.experiments.bench.benchmarks import TARGETS, bench_sim
 
 
 def test_bench_sim_writes_its_json(tmp_path):

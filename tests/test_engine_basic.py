@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from envs.engine import DROPPED, Engine
-from envs.scenario import load_scenario
-from envs.simulation import nearest_slot, simulate
+from millinet.envs.engine import DROPPED, Engine
+from millinet.envs.scenario import load_scenario
+from millinet.envs.simulation import nearest_slot, simulate
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from envs.engine import DROPPED, LATE, ON_TIME, Engine
-from envs.scenario import load_scenario
+from millinet.envs.engine import DROPPED, LATE, ON_TIME, Engine
+from millinet.envs.scenario import load_scenario
 
 CAPACITIES_GBPS = [0.1, 1.0, 10.0, 100.0]
 

@@ -9,20 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs.engine import DROPPED, LATE, ON_TIME, RECORD_FIELDS, Engine
-from envs.placement_env import PlacementEnv
-from envs.scenario import load_scenario
-from experiments.errors import UserError
-from experiments.evaluation import (
+from millinet.agents.specs import load_policy
+from millinet.envs.engine import DROPPED, LATE, ON_TIME, RECORD_FIELDS, Engine
+from millinet.envs.placement_env import PlacementEnv
+from millinet.envs.scenario import load_scenario
+from millinet.envs.seeds import EVAL_SEED_BASE, check_training_seed, eval_seeds, is_eval_seed
+from millinet.envs.stats import bootstrap_ci, expanded_alpha, paired_difference_ci, t_interval
+from millinet.experiments.errors import UserError
+from millinet.experiments.evaluation.harness import (
     CDF_GRID_US,
     episode_metrics,
     evaluate,
     latency_cdfs,
     write_outputs,
 )
-from experiments.policies import load_policy
-from experiments.seeds import EVAL_SEED_BASE, check_training_seed, eval_seeds, is_eval_seed
-from experiments.stats import bootstrap_ci, expanded_alpha, paired_difference_ci, t_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,7 +154,7 @@ def test_worker_processes_give_the_same_csv_and_outputs_include_plots(tmp_path):
 
 
 def test_cli_shows_progress_and_prints_the_table(tmp_path):
-    cmd = [sys.executable, "-m", "experiments.cli", "evaluate", "--policy", "nearest",
+    cmd = [sys.executable, "-m", "millinet.experiments.cli", "evaluate", "--policy", "nearest",
            "--policy", "deadline-aware", "--seeds", "2", "--duration", "5ms", "--no-plots",
            "--out", str(tmp_path)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -166,7 +166,7 @@ def test_cli_shows_progress_and_prints_the_table(tmp_path):
 
 def _cli_error(*args):
     out = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "evaluate", *args],
+        [sys.executable, "-m", "millinet.experiments.cli", "evaluate", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -208,8 +208,8 @@ def test_broken_run_folder_is_one_clear_line(tmp_path):
 
 
 def test_a_policy_that_decides_some_classes_gets_nearest_for_the_others():
-    from envs.simulation import simulate
-    from experiments.policies import PolicyChooser
+    from millinet.agents.specs import PolicyChooser
+    from millinet.envs.simulation import simulate
 
     class VisionOnly:
         name = "vision-only"

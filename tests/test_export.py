@@ -19,11 +19,11 @@ import torch
 import yaml
 from _export_fixtures import collect_env_samples, shared_run
 
-from agents.export import load_run
-from envs.features import CLASS_NAMES, FEATURES_VERSION, TASK_FIELDS, TELEMETRY_FIELDS
-from experiments.cli import main as cli
-from scheduler.manifest import sha256_file
-from scheduler.runtime import load_policy_folder
+from millinet.agents.export import load_run
+from millinet.envs.features import CLASS_NAMES, FEATURES_VERSION, TASK_FIELDS, TELEMETRY_FIELDS
+from millinet.experiments.cli import main as cli
+from millinet.scheduler.manifest import sha256_file
+from millinet.scheduler.runtime import load_policy_folder
 
 N_ENV_OBS = 10_000
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.config import CLASS_NAMES
-from envs.engine import DROP_FAILED, DROPPED, Arrival, Engine
-from envs.scenario import load_scenario
-from envs.simulation import nearest_slot, simulate
+from millinet.envs.config import CLASS_NAMES
+from millinet.envs.engine import DROP_FAILED, DROPPED, Arrival, Engine
+from millinet.envs.scenario import load_scenario
+from millinet.envs.simulation import nearest_slot, simulate
 
 C_KM_PER_S = 299_792.458
 SMF = 1.4682

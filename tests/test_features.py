@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from envs.features import (
+from millinet.envs.features import (
     CANDIDATE_FEATURES,
     EST_LATENCY,
     FEATURE_CLIP,
@@ -12,7 +12,7 @@ from envs.features import (
     featurize,
     observation_size,
 )  # fmt: skip
-from envs.placement_env import PlacementEnv
+from millinet.envs.placement_env import PlacementEnv
 
 
 def test_env_observation_equals_validated_featurize_on_real_states():

@@ -9,13 +9,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from agents.heuristics import HEURISTICS, NearestPolicy, deadline_us_of, make_heuristic
-from agents.policy import Policy
-from envs.features import CANDIDATE_FEATURES, FEATURE_CLIP, RTT, featurize, observation_size
-from envs.placement_env import PlacementEnv
-from envs.scenario import SCENARIO_DIR, load_scenario
-from envs.simulation import nearest_slot, simulate
-from experiments.policies import PolicyChooser
+from millinet.agents.heuristics import HEURISTICS, NearestPolicy, deadline_us_of, make_heuristic
+from millinet.agents.policy import Policy
+from millinet.agents.specs import PolicyChooser
+from millinet.envs.features import (
+    CANDIDATE_FEATURES,
+    FEATURE_CLIP,
+    RTT,
+    featurize,
+    observation_size,
+)
+from millinet.envs.placement_env import PlacementEnv
+from millinet.envs.scenario import SCENARIO_DIR, load_scenario
+from millinet.envs.simulation import nearest_slot, simulate
 
 SLOW = settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

@@ -2,8 +2,8 @@
 
 import pytest
 
-from envs.physics import propagation_s, serialisation_s
-from envs.scenario import load_scenario
+from millinet.envs.physics import propagation_s, serialisation_s
+from millinet.envs.scenario import load_scenario
 
 
 def test_100km_smf_costs_490us_one_way():

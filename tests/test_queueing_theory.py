@@ -22,8 +22,8 @@ import math
 import numpy as np
 import pytest
 
-from envs.engine import Engine
-from envs.scenario import load_scenario
+from millinet.envs.engine import Engine
+from millinet.envs.scenario import load_scenario
 
 Z = 4.5
 BATCHES = 40

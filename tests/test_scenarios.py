@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from envs.errors import ScenarioError
-from envs.scenario import list_scenarios, load_scenario
+from millinet.envs.errors import ScenarioError
+from millinet.envs.scenario import list_scenarios, load_scenario
 
 
 @pytest.mark.parametrize("name", list_scenarios())
@@ -26,7 +26,7 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntopology: {generator: ring}\nfactories: []\n")
     out = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "scenarios", "validate", str(bad)],
+        [sys.executable, "-m", "millinet.experiments.cli", "scenarios", "validate", str(bad)],
         capture_output=True,
         text=True,
     )
@@ -38,7 +38,7 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
 def test_load_scale_multiplies_every_factorys_workload(tmp_path):
     base = load_scenario("sunflower-metro")
     busy = load_scenario(
-        Path(__file__).parent.parent / "experiments/configs/scenarios/sunflower-metro-load2x.yaml"
+        Path(__file__).parent.parent / "envs/scenarios/sunflower-metro-load2x.yaml"
     )
     assert busy.name == "sunflower-metro-load2x"
     assert [s[3] for s in busy.sources] == [2.0 * s[3] for s in base.sources]

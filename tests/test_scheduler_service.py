@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from _export_fixtures import shared_run
 
-from envs.scenario import load_scenario
-from envs.simulation import simulate
-from experiments.service_process import running_service
-from scheduler.client import SchedulerClient, build_request
-from scheduler.runtime import load_policy_folder
+from millinet.envs.scenario import load_scenario
+from millinet.envs.simulation import simulate
+from millinet.experiments.bench.service_process import running_service
+from millinet.scheduler.client import SchedulerClient, build_request
+from millinet.scheduler.runtime import load_policy_folder
 
 FUZZ_EXAMPLES = 60  # per operation and phase: ~450 cases
 

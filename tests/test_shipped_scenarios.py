@@ -10,9 +10,9 @@ import math
 
 import pytest
 
-from envs.config import CLASS_NAMES, PeriodicArrivals
-from envs.scenario import list_scenarios, load_scenario
-from envs.workload import DEFAULT_CLASSES, PROFILES, mean_of
+from millinet.envs.config import CLASS_NAMES, PeriodicArrivals
+from millinet.envs.scenario import list_scenarios, load_scenario
+from millinet.envs.workload import DEFAULT_CLASSES, PROFILES, mean_of
 
 C_KM_PER_S = 299_792.458
 SMF, HCF = 1.4682, 1.0003

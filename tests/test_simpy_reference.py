@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from simpy_reference import simulate_reference
 
-from envs.engine import DROPPED
-from envs.scenario import load_scenario
-from experiments.benchmarks import reference_latencies, traced_run
+from millinet.envs.engine import DROPPED
+from millinet.envs.scenario import load_scenario
+from millinet.experiments.bench.benchmarks import reference_latencies, traced_run
 
 TOLERANCE_S = 1e-9
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.cli import main
-from experiments.sweep_config import load_sweep_config, validate_sweep_config
+from millinet.experiments.cli import main
+from millinet.experiments.sweep.config import load_sweep_config, validate_sweep_config
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_TRAIN = REPO / "experiments" / "configs" / "ppo_tiny.yaml"
@@ -183,8 +183,8 @@ def test_bad_entry_fails_before_ray_starts(tmp_path, capsys):
 
 
 def test_objective_prefers_1ms_then_overall():
-    from experiments.sweep_outputs import pick_best
-    from experiments.sweep_trainable import objective
+    from millinet.experiments.sweep.outputs import pick_best
+    from millinet.experiments.sweep.trainable import objective
 
     assert objective({"violation_rate_1ms": 0.01, "violation_rate": 0.5}, 0.01) < objective(
         {"violation_rate_1ms": 0.02, "violation_rate": 0.0}, 0.01
@@ -207,8 +207,8 @@ def test_checkpoint_restore_applies_new_hyperparameters(tmp_path):
     (mutated) hyperparameters applied to the loaded model, training continues."""
     import torch
 
-    from agents.ppo import Trainer
-    from experiments.sweep_trainable import (
+    from millinet.agents.ppo import Trainer
+    from millinet.experiments.sweep.trainable import (
         apply_ppo_hyperparameters,
         restore_run_folder,
         save_tune_checkpoint,
@@ -273,7 +273,6 @@ def ray_env():
     tmp = tempfile.mkdtemp(prefix="mnray", dir="/tmp")
     env = dict(
         os.environ,
-        PYTHONPATH=str(REPO),
         RAY_TMPDIR=tmp,
         OMP_NUM_THREADS="1",
         RAY_USAGE_STATS_ENABLED="0",
@@ -305,7 +304,7 @@ def _kill_leftovers(tmp: str) -> None:
 
 
 def _sweep_cmd(config: Path, *extra: str) -> list[str]:
-    return [PY, "-m", "experiments.cli", "sweep", "--config", str(config), *extra]
+    return [PY, "-m", "millinet.experiments.cli", "sweep", "--config", str(config), *extra]
 
 
 def _run_sweep(
@@ -357,7 +356,7 @@ def test_tiny_sweep_on_local_ray(tmp_path, ray_env):
     ):
         assert (exp / name).is_file(), name
     # The best config is a ready training config with the searched values.
-    from agents.train_config import load_train_config
+    from millinet.agents.train_config import load_train_config
 
     best = json.loads((exp / "best.json").read_text())
     cfg = load_train_config(exp / "best_config.yaml")
@@ -368,7 +367,7 @@ def test_tiny_sweep_on_local_ray(tmp_path, ray_env):
     first = json.loads((exp / "trial_00000" / "params.json").read_text())
     assert first == {"ppo.learning_rate": 3e-4, "ppo.policy.pi": "[32]"}
     # Each trial folder holds a run folder that TensorBoard and `millinet analyze` read.
-    from experiments.analysis import find_runs, load_run
+    from millinet.experiments.analysis import find_runs, load_run
 
     runs = find_runs([str(exp / "trial_*" / "tiny_*")])
     assert len(runs) == 4
@@ -559,7 +558,7 @@ def _stop_process_group(pgid: int) -> None:
 
 
 def test_compare_summary_pairs_by_seed_and_episode():
-    from experiments.sweep_compare import report, summarize
+    from millinet.experiments.sweep.compare import report, summarize
 
     def run(label, seed, v1):
         return {
@@ -591,8 +590,8 @@ def test_outputs_from_a_result_grid_with_stopped_and_errored_trials(tmp_path):
     """write_outputs on stand-ins for Tune's Result objects: ranking, statuses, best config."""
     import pandas as pd
 
-    from agents.train_config import load_train_config
-    from experiments.sweep_outputs import write_outputs
+    from millinet.agents.train_config import load_train_config
+    from millinet.experiments.sweep.outputs import write_outputs
 
     spec = load_sweep_config(
         sweep_yaml(
@@ -647,7 +646,7 @@ def test_outputs_from_a_result_grid_with_stopped_and_errored_trials(tmp_path):
 def test_interrupted_sweep_is_told_apart_from_a_finished_one(tmp_path):
     """After fit(): unfinished trials in the saved state -> SweepInterruptedError (exit 130)
     unless the time budget ran out; errors and finished sweeps pass."""
-    from experiments.sweep import SweepInterruptedError, _check_finished
+    from millinet.experiments.sweep.driver import SweepInterruptedError, _check_finished
 
     spec = load_sweep_config(sweep_yaml(tmp_path, num_samples=3, time_budget_s=600))
     exp = spec.experiment_dir()
@@ -671,7 +670,7 @@ def test_interrupted_sweep_is_told_apart_from_a_finished_one(tmp_path):
 
 
 def test_report_row_means_over_seeds_and_smooths_over_chunks():
-    from experiments.sweep_trainable import report_row
+    from millinet.experiments.sweep.trainable import report_row
 
     def metrics(v1, episodes):
         return {

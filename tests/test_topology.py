@@ -13,7 +13,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from envs.scenario import DATA_DIR, load_scenario
+from millinet.envs.scenario import DATA_DIR, load_scenario
 
 C_KM_PER_S = 299_792.458
 GROUP_INDEX = {"smf": 1.4682, "hollow_core": 1.0003}  # G.652 SMF at 1550 nm; air-core fiber

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.ppo import (
+from millinet.agents.ppo import (
     CheckpointError,
     CheckpointNotFoundError,
     Trainer,
     load_run_policy,
     policy_from_model,
 )
-from agents.train_config import ConfigError, load_train_config, validate_train_config
-from experiments.cli import main
+from millinet.agents.train_config import ConfigError, load_train_config, validate_train_config
+from millinet.experiments.cli import main
 
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "ppo_tiny.yaml"
 STEPS = 1024
@@ -107,7 +107,7 @@ def test_tensorboard_has_custom_scalars_and_hparams(run):
 
 def test_reloaded_model_acts_identically(run):
     """load_run_policy(last) == the in-memory model with its VecNormalize == SB3's predict."""
-    from envs.placement_env import PlacementEnv
+    from millinet.envs.placement_env import PlacementEnv
 
     root, trainer, _ = run
     live = policy_from_model(trainer.model, "live")
@@ -234,7 +234,7 @@ def test_plain_ppo_option(tmp_path):
 
 def test_candidate_scorer_trains_and_reloads(tmp_path):
     """The candidate-scoring network (ppo.policy.arch: candidate) saves and reloads exactly."""
-    from envs.placement_env import PlacementEnv
+    from millinet.envs.placement_env import PlacementEnv
 
     cfg = tiny_config(total_timesteps=256)
     data = cfg.model_dump()
@@ -283,9 +283,9 @@ def test_warm_start_imitates_teacher_and_time_limit_stops(tmp_path):
 
 def test_policy_spec_selects_a_run_checkpoint(run):
     """``RUN@last`` / ``RUN@<steps>`` pick that checkpoint; bad suffixes are one clear line."""
-    from envs.scenario import load_scenario
-    from experiments.errors import UserError
-    from experiments.policies import load_policy
+    from millinet.agents.specs import load_policy
+    from millinet.envs.scenario import load_scenario
+    from millinet.experiments.errors import UserError
 
     root, _, _ = run
     scenario = load_scenario("sunflower-metro")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from envs.config import CLASS_NAMES, PeriodicArrivals, PoissonArrivals, Surge
-from envs.scenario import load_scenario
-from envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
+from millinet.envs.config import CLASS_NAMES, PeriodicArrivals, PoissonArrivals, Surge
+from millinet.envs.scenario import load_scenario
+from millinet.envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
 
 ROBOT, AGV, VISION = (CLASS_NAMES.index(c) for c in ("robot_sync", "agv_dispatch", "vision_qa"))
 CLASSES = [DEFAULT_CLASSES[c] for c in CLASS_NAMES]

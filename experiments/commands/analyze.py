@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.analysis import AnalysisError, analyze
-    from experiments.errors import UserError
+    from millinet.experiments.analysis import AnalysisError, analyze
+    from millinet.experiments.errors import UserError
 
     try:
         paths = analyze(

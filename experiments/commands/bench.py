@@ -7,9 +7,9 @@ import importlib
 
 # name -> "module:function"; each function takes the output folder and writes <name>.json.
 BENCHMARKS = {
-    "sim": "experiments.benchmarks:bench_sim",
-    "env": "experiments.bench_env:bench_env",
-    "serve": "experiments.serve_bench:bench_serve",
+    "sim": "millinet.experiments.bench.benchmarks:bench_sim",
+    "env": "millinet.experiments.bench.env:bench_env",
+    "serve": "millinet.experiments.bench.serve:bench_serve",
 }
 
 

@@ -14,7 +14,9 @@ import math
 import time
 from pathlib import Path
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ppo_demo.yaml"
+from millinet.experiments import CONFIG_DIR
+
+DEMO_CONFIG = CONFIG_DIR / "ppo_demo.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,15 +46,11 @@ def evaluate_against_baselines(
     """Rows ``{policy, violation_rate_1ms, ci_low, ci_high, violation_rate}`` for the trained
     run (best model) and every heuristic, on the same evaluation seeds.
 
-    Uses the evaluation harness (``experiments.evaluation``: simulator episodes on engine
-    seeds 2**31 + i, bootstrap CIs) when it is installed; otherwise a stand-in that runs env
-    episodes on the report seeds with Student-t CIs. Returns (rows, description of the method).
+    Uses the evaluation harness (``millinet.experiments.evaluation.harness``: simulator episodes
+    on the test seeds, bootstrap CIs). Returns (rows, description of the method).
     """
-    try:
-        from experiments import evaluation
-    except ImportError:
-        return _evaluate_in_env(run_dir, n_seeds, out), "Placement-v0 episodes (stand-in)"
-    from agents.heuristics import HEURISTICS
+    from millinet.agents.heuristics import HEURISTICS
+    from millinet.experiments.evaluation import harness as evaluation
 
     policies = [*HEURISTICS, str(run_dir)]
     ev = evaluation.evaluate(scenario, policies, seeds=n_seeds, duration_s=duration_s)
@@ -75,46 +73,6 @@ def evaluate_against_baselines(
     )
 
 
-def _evaluate_in_env(run_dir: Path, n_seeds: int, out: Path) -> list[dict]:
-    """Stand-in for the harness: env episodes of every policy on the same report seeds."""
-    from agents.ppo import REPORT_SEED_BASE, load_run_policy, mean_ci95, read_run_config
-    from agents.ppo import run_episodes as episodes
-
-    cfg = read_run_config(run_dir)
-    try:
-        from agents.heuristics import HEURISTICS
-
-        policies = {name: make() for name, make in HEURISTICS.items()}
-    except ImportError:
-        policies = {"nearest": _Nearest()}
-    policies["ppo (this run)"] = load_run_policy(run_dir, "best")
-    seeds = [REPORT_SEED_BASE + i for i in range(n_seeds)]
-    rows = []
-    for name, policy in policies.items():
-        eps = episodes(policy, cfg.env_kwargs(), seeds)
-        mean, half = mean_ci95([e["violation_rate_1ms"] for e in eps])
-        half = 0.0 if math.isnan(half) else half
-        rows.append(
-            {
-                "policy": name,
-                "violation_rate_1ms": mean,
-                "ci_low": max(mean - half, 0.0),
-                "ci_high": mean + half,
-                "violation_rate": mean_ci95([e["violation_rate"] for e in eps])[0],
-            }
-        )
-    return rows
-
-
-class _Nearest:
-    """First feasible slot (slots are ordered nearest site first)."""
-
-    name = "nearest"
-
-    def act(self, observation, mask) -> int:
-        return int(mask.argmax()) if mask.any() else 0
-
-
 def _table(rows: list[dict]) -> str:
     def pct(x: float) -> str:
         return "–" if x is None or math.isnan(x) else f"{100 * x:.3f}%"
@@ -132,9 +90,9 @@ def _table(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.ppo import Trainer
-    from agents.train_config import load_train_config
-    from experiments.analysis import load_run, plot_curves
+    from millinet.agents.ppo import Trainer
+    from millinet.agents.train_config import load_train_config
+    from millinet.experiments.analysis import load_run, plot_curves
 
     start = time.perf_counter()
     cfg = load_train_config(args.config, total_timesteps=args.total_timesteps)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.commands.simulate import parse_duration
+from millinet.experiments.commands.simulate import parse_duration
 
 
 def _positive_int(text: str) -> int:
@@ -28,8 +28,8 @@ def _warmup(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from agents.heuristics import HEURISTICS
-    from experiments.evaluation import DEFAULT_SEEDS
+    from millinet.agents.heuristics import HEURISTICS
+    from millinet.experiments.evaluation.harness import DEFAULT_SEEDS
 
     p = sub.add_parser(
         "evaluate",
@@ -129,7 +129,7 @@ class _Progress:
             self.bar = tqdm(total=total, desc=desc, unit="episode", file=sys.stderr, leave=False)
 
     def __call__(self, res) -> None:
-        from experiments.seeds import EVAL_SEED_BASE
+        from millinet.envs.seeds import EVAL_SEED_BASE
 
         self.done += 1
         row = res.row
@@ -148,11 +148,11 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.heuristics import HEURISTICS
-    from envs.scenario import DEFAULT_SCENARIO, list_scenarios
-    from experiments.errors import UserError
-    from experiments.evaluation import evaluate, write_outputs
-    from experiments.report import best_line, markdown_report, markdown_summary
+    from millinet.agents.heuristics import HEURISTICS
+    from millinet.envs.scenario import DEFAULT_SCENARIO, list_scenarios
+    from millinet.experiments.errors import UserError
+    from millinet.experiments.evaluation.harness import evaluate, write_outputs
+    from millinet.experiments.evaluation.report import best_line, markdown_report, markdown_summary
 
     if args.all_scenarios and args.scenario:
         raise UserError("give either --scenario or --all-scenarios, not both")

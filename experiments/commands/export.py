@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.export import ExportError, export_policy
-    from experiments.errors import UserError
+    from millinet.agents.export import ExportError, export_policy
+    from millinet.experiments.errors import UserError
 
     try:
         manifest = export_policy(args.run_dir, args.out, args.checkpoint, args.opset)

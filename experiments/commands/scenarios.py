@@ -6,8 +6,8 @@ import argparse
 
 import yaml
 
-from envs.config import dump_config
-from envs.scenario import build_scenario, list_scenarios, resolve_config
+from millinet.envs.config import dump_config
+from millinet.envs.scenario import build_scenario, list_scenarios, resolve_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:

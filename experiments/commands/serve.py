@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
-    from scheduler.runtime import PolicyFolderError
-    from scheduler.service import serve
+    from millinet.experiments.errors import UserError
+    from millinet.scheduler.runtime import PolicyFolderError
+    from millinet.scheduler.service import serve
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be in 0..65535, got {args.port}")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from envs.metrics import format_table
-from envs.scenario import DEFAULT_SCENARIO, load_scenario
-from envs.simulation import simulate
-from experiments.errors import UserError
-from experiments.policies import POLICY_HELP, chooser_for
+from millinet.agents.specs import POLICY_HELP, chooser_for
+from millinet.envs.metrics import format_table
+from millinet.envs.scenario import DEFAULT_SCENARIO, load_scenario
+from millinet.envs.simulation import simulate
+from millinet.experiments.errors import UserError
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "sweep_sunflower.yaml"
+from millinet.experiments import CONFIG_DIR
+
+DEFAULT_CONFIG = CONFIG_DIR / "sweep_sunflower.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
-    from experiments.sweep import SweepError, SweepInterruptedError, run_sweep
-    from experiments.sweep_config import load_sweep_config
+    from millinet.experiments.cli import UserError
+    from millinet.experiments.sweep.config import load_sweep_config
+    from millinet.experiments.sweep.driver import SweepError, SweepInterruptedError, run_sweep
 
     spec = load_sweep_config(args.config)
     if args.check:

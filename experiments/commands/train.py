@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ppo_sunflower.yaml"
+from millinet.experiments import CONFIG_DIR
+
+DEFAULT_CONFIG = CONFIG_DIR / "ppo_sunflower.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,8 +67,8 @@ def _interrupt_on_sigterm() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.ppo import train
-    from agents.train_config import load_train_config
+    from millinet.agents.ppo import train
+    from millinet.agents.train_config import load_train_config
 
     _interrupt_on_sigterm()
     cfg = (

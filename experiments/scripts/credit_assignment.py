@@ -12,7 +12,7 @@ the training env) and measures, per decision:
   task's own reward terms (its violation and latency terms, discounted by their delay) explain:
   the signal PPO's advantage has to find; the rest is the outcomes of the other tasks in flight.
 
-Usage: PYTHONPATH=. python experiments/scripts/credit_assignment.py [policy] [episodes] [horizon]
+Usage: .venv/bin/python experiments/scripts/credit_assignment.py [policy] [episodes] [horizon]
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import sys
 
 import numpy as np
 
-from agents.pretrain import EarliestFinish
-from envs.features import EST_LATENCY, candidate_matrix
-from envs.placement_env import PlacementEnv
+from millinet.agents.pretrain import EarliestFinish
+from millinet.envs.features import EST_LATENCY, candidate_matrix
+from millinet.envs.placement_env import PlacementEnv
 
 
 class Nearest:

@@ -11,7 +11,7 @@ its behaviour-cloned start (``RUN@pretrained`` vs ``RUN@last``). For trained run
 prints the mean entropy (nats) of the masked action distribution the policy samples from in
 training, and the mean probability of its most likely action.
 
-Usage: PYTHONPATH=. python experiments/scripts/decision_agreement.py [--episodes 4]
+Usage: .venv/bin/python experiments/scripts/decision_agreement.py [--episodes 4]
        [--reference deadline-aware] POLICY [POLICY ...]
 """
 
@@ -21,10 +21,10 @@ import argparse
 
 import numpy as np
 
-from agents.heuristics import deadline_us_of
-from envs.placement_env import PlacementEnv
-from envs.scenario import load_scenario
-from experiments.policies import load_policy
+from millinet.agents.heuristics import deadline_us_of
+from millinet.agents.specs import load_policy
+from millinet.envs.placement_env import PlacementEnv
+from millinet.envs.scenario import load_scenario
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ Writes ``OUT/load_headroom.md`` (violation_rate_1ms per scale and policy, mean o
 the harness's 95 % bootstrap CI, and the pooled 1 ms violations / tasks) and
 ``OUT/load_headroom.csv`` (one row per scale, policy and seed).
 
-Usage: PYTHONPATH=. python experiments/scripts/load_headroom.py --out DIR
+Usage: .venv/bin/python experiments/scripts/load_headroom.py --out DIR
        [--scales 1 1.5 2] [--seeds 5] [--workers 2] [--policy P ...]
 """
 
@@ -20,7 +20,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from experiments.evaluation import evaluate
+from millinet.experiments.evaluation.harness import evaluate
 
 DEFAULT_POLICIES = ("earliest-finish", "deadline-aware")
 

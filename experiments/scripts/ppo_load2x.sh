@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Follow-up of results/ppo_vs_baselines.md: does PPO fine-tuning improve on its warm start where
 # the best heuristic is not at zero? Warm-started MaskablePPO trained and evaluated on
-# sunflower-metro at twice its load (experiments/configs/scenarios/sunflower-metro-load2x.yaml),
+# sunflower-metro at twice its load (envs/scenarios/sunflower-metro-load2x.yaml),
 # as configured (ent_coef 0) and with an entropy bonus (ent_coef 0.01), 3 seeds each, then the
 # harness against deadline-aware and earliest-finish. About 45 min on 2 cores.
 # Usage: bash experiments/scripts/ppo_load2x.sh
@@ -10,7 +10,7 @@ MILLINET=${MILLINET:-.venv/bin/millinet}
 RUNS=${RUNS:-runs/ppo_load2x}
 OUT=${OUT:-results/ppo_load2x_eval}
 SEEDS=${SEEDS:-"0 1 2"}
-SCENARIO=experiments/configs/scenarios/sunflower-metro-load2x.yaml
+SCENARIO=envs/scenarios/sunflower-metro-load2x.yaml
 mkdir -p "$RUNS"
 
 train_one() {  # tag seed [--set ...]

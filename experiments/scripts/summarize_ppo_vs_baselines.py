@@ -18,8 +18,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from agents.ppo import mean_ci95
-from experiments.analysis import group_key
+from millinet.agents.ppo import mean_ci95
+from millinet.experiments.analysis import group_key
 
 
 def experiment_of(spec: str) -> str:

@@ -9,8 +9,8 @@
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 SWEEP=runs/sweeps/sunflower
-"$PY" -m experiments.cli sweep --config experiments/configs/sweep_sunflower.yaml --num-cpus 2 "$@"
-"$PY" -m experiments.sweep_compare \
+"$PY" -m millinet.experiments.cli sweep --config experiments/configs/sweep_sunflower.yaml --num-cpus 2 "$@"
+"$PY" -m millinet.experiments.sweep.compare \
   --config default=experiments/configs/ppo_sunflower_scratch.yaml \
   --config tuned="$SWEEP/best_config.yaml" \
   --config warm-default=experiments/configs/ppo_sunflower.yaml \

@@ -5,8 +5,9 @@ Measures, in one run (issue #3's targets, recorded beside the figures and never 
 a. decisions per second of ``PlacementEnv.step`` with random valid actions on the default
    scenario (median of repeats; target >= 30,000);
 b. the env's share of wall time in a short stock MaskablePPO run (SB3's default
-   hyperparameters) with ``DummyVecEnv`` and 8 envs, timed by ``agents.wrappers.TimedVecEnv``
-   (env step, reset and action masks) against the whole ``learn`` call (target <= 10 %);
+   hyperparameters) with ``DummyVecEnv`` and 8 envs, timed by
+   ``millinet.agents.wrappers.TimedVecEnv`` (env step, reset and action masks) against the whole
+   ``learn`` call (target <= 10 %);
 c. decisions per second on a ~20-node and a ~2,000-node city with the same factories and local
    neighbourhood (the grid cities of ``bench sim``), and the slowdown (target <= 1.5x).
 """
@@ -20,9 +21,9 @@ import time
 
 import numpy as np
 
-from envs.placement_env import PlacementEnv
-from envs.scenario import DEFAULT_SCENARIO, load_scenario
-from experiments.benchmarks import grid_city, machine_info, write_result
+from millinet.envs.placement_env import PlacementEnv
+from millinet.envs.scenario import DEFAULT_SCENARIO, load_scenario
+from millinet.experiments.bench.benchmarks import grid_city, machine_info, write_result
 
 TARGETS = {
     "decisions_per_s_min": 30_000,
@@ -55,7 +56,7 @@ def env_share_of_ppo(total_timesteps: int, n_envs: int = 8) -> dict:
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.wrappers import TimedVecEnv
+    from millinet.agents.wrappers import TimedVecEnv
 
     torch.set_num_threads(1)
     venv = TimedVecEnv(DummyVecEnv([lambda: PlacementEnv(DEFAULT_SCENARIO, horizon=512)] * n_envs))

@@ -1,7 +1,7 @@
 """Seed ranges: evaluation seeds are disjoint from training seeds, by construction.
 
 A *seed* here is the workload seed of the engine (``Engine(scenario, seed)``,
-``envs.simulation.simulate(..., seed)``): it fixes every arrival and random fault.
+``millinet.envs.simulation.simulate(..., seed)``): it fixes every arrival and random fault.
 
 * **Training** uses seeds below ``EVAL_SEED_BASE`` (= 2**31). The environment
   ``PlacementEnv.reset(seed=s)`` draws its engine seed with ``np_random.integers(2**31 - 1)``,
@@ -36,6 +36,6 @@ def check_training_seed(seed: int) -> int:
     if not 0 <= seed < EVAL_SEED_BASE:
         raise ValueError(
             f"training seed {seed} is outside [0, {EVAL_SEED_BASE}); seeds from "
-            f"{EVAL_SEED_BASE} on are reserved for evaluation (experiments/seeds.py)"
+            f"{EVAL_SEED_BASE} on are reserved for evaluation (envs/seeds.py)"
         )
     return seed

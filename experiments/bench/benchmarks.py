@@ -10,8 +10,8 @@ b. the independent SimPy model (``tests/simpy_reference.py``) on the same tasks 
 c. per-task cost on a ~20-node and a ~2,000-node city with the same factories, workload and
    local neighbourhood (the small grid is the corner of the large one), and their ratio.
 
-``bench env`` and ``bench serve`` live in ``experiments/bench_env.py`` and
-``experiments/serve_bench.py``; ``experiments/commands/bench.py`` maps the names.
+``bench env`` and ``bench serve`` live in ``experiments/bench/env.py`` and
+``experiments/bench/serve.py``; ``experiments/commands/bench.py`` maps the names.
 
 Targets are recorded next to the measurements; they are never asserted here (timings depend on
 the machine). Progress goes to stderr.
@@ -34,12 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.engine import DROPPED, Arrival, Engine
-from envs.scenario import Scenario, load_scenario
-from envs.simulation import nearest_slot, simulate
-from experiments.cli import UserError
+from millinet.envs.engine import DROPPED, Arrival, Engine
+from millinet.envs.scenario import Scenario, load_scenario
+from millinet.envs.simulation import nearest_slot, simulate
+from millinet.experiments.cli import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The source checkout (tests/ holds the SimPy reference model; git names the commit)."""
 TARGETS = {
     "engine_tasks_per_s_min": 100_000,
     "speedup_vs_simpy_min": 20.0,

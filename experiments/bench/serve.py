@@ -37,9 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.benchmarks import load_average, machine_info, write_result
+from millinet.experiments.bench.benchmarks import load_average, machine_info, write_result
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"in_process_p99_us_max": 100.0, "http_p99_ms_max_at_1000_rps": 2.0}
 
 
@@ -51,9 +50,9 @@ def _log(msg: str) -> None:
 def engine_inputs(n: int, seed: int = 0) -> list[tuple[tuple, list, np.ndarray]]:
     """(task row, telemetry rows, mask) of ``n`` consecutive sunflower-metro arrivals placed by
     the nearest-site rule: what a scheduler sees in a loaded city."""
-    from envs.engine import Engine
-    from envs.scenario import load_scenario
-    from envs.simulation import nearest_slot
+    from millinet.envs.engine import Engine
+    from millinet.envs.scenario import load_scenario
+    from millinet.envs.simulation import nearest_slot
 
     engine = Engine(load_scenario("sunflower-metro"), seed)
     out = []
@@ -72,8 +71,8 @@ def make_untrained_run(run_dir: Path, inputs) -> Path:
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    import envs  # noqa: F401  (registers the env)
-    from envs.features import featurize_rows
+    import millinet.envs  # noqa: F401  (registers the env)
+    from millinet.envs.features import featurize_rows
 
     venv = VecNormalize(DummyVecEnv([lambda: gymnasium.make("millinet/Placement-v0")]))
     venv.obs_rms.update(np.array([featurize_rows(t, r) for t, r, _ in inputs], dtype=np.float64))
@@ -131,9 +130,9 @@ def time_calls(fn: Callable, inputs, n: int, warmup: int = 1000) -> dict:
 def bench_in_process(folder: Path, run_dir: Path, inputs, n: int) -> dict:
     import torch
 
-    from agents.export import ExportGraph, SB3PredictPolicy, load_run
-    from envs.features import featurize, featurize_rows
-    from scheduler.runtime import load_policy_folder
+    from millinet.agents.export import ExportGraph, SB3PredictPolicy, load_run
+    from millinet.envs.features import featurize, featurize_rows
+    from millinet.scheduler.runtime import load_policy_folder
 
     torch.set_num_threads(1)
     policy = load_policy_folder(folder, threads=1)
@@ -358,8 +357,8 @@ def _server_side(log_path: Path, skip_lines: int) -> dict:
 def bench_http(
     folder: Path, inputs, rate: float, duration_s: float, log_path: Path, sustained_s: float = 3.0
 ) -> dict:
-    from experiments.service_process import running_service
-    from scheduler.client import build_request
+    from millinet.experiments.bench.service_process import running_service
+    from millinet.scheduler.client import build_request
 
     bodies = [json.dumps(build_request(np.array(t), np.array(r), m)).encode() for t, r, m in inputs]
     batch_size = 64
@@ -431,7 +430,7 @@ def bench_serve(
     engine arrivals used as request inputs. ``policy_dir``: an exported folder to measure
     instead of an untrained default-architecture policy (its run folder must be readable
     for the torch comparison)."""
-    from agents.export import export_policy
+    from millinet.agents.export import export_policy
 
     started = time.perf_counter()
     import onnxruntime

@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from envs.config import CLASS_NAMES  # noqa: E402
-from experiments.evaluation import CDF_GRID_US, Evaluation  # noqa: E402
+from millinet.envs.config import CLASS_NAMES  # noqa: E402
+from millinet.experiments.evaluation.harness import CDF_GRID_US, Evaluation  # noqa: E402
 
 _METADATA = {"Software": None}  # keep PNGs byte-stable across matplotlib versions
 

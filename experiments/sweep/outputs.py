@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from experiments.sweep_config import OBJECTIVE, PROTOCOL_KEYS, SweepSpec, decode_params
+from millinet.experiments.sweep.config import OBJECTIVE, PROTOCOL_KEYS, SweepSpec, decode_params
 
 METRIC_COLUMNS = (OBJECTIVE, "violation_rate_1ms", "violation_rate_1ms_ci95", "violation_rate")
 
@@ -155,8 +155,8 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def best_config_yaml(spec: SweepSpec, best: dict) -> str:
     """The best trial's training config as YAML with a header saying where it comes from."""
-    from agents.train_config import validate_train_config
-    from experiments.sweep_config import with_params
+    from millinet.agents.train_config import validate_train_config
+    from millinet.experiments.sweep.config import with_params
 
     params = {p.key: best[p.key] for p in spec.params}
     merged = with_params(spec.base, params)

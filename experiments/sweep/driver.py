@@ -1,7 +1,7 @@
 """``millinet sweep``: Ray Tune over training configs, on this machine or a Ray cluster.
 
-* Trials: :func:`experiments.sweep_trainable.train_trial` (MaskablePPO in chunks through
-  ``agents.ppo.Trainer``), 1 CPU each (``cpus_per_trial``), torch with one thread.
+* Trials: :func:`millinet.experiments.sweep.trainable.train_trial` (MaskablePPO in chunks through
+  ``millinet.agents.ppo.Trainer``), 1 CPU each (``cpus_per_trial``), torch with one thread.
 * Objective: ``objective = violation_rate_1ms + secondary_weight * violation_rate`` (min) on
   held-out report episodes after every chunk; both rates are reported too.
 * Scheduler: ASHA (default), PBT (restores the exploited trial's checkpoint and applies the
@@ -12,8 +12,8 @@
 * ``--address``: connect to a running Ray cluster instead of starting a local Ray instance;
   an unreachable address fails within ``connect_timeout`` seconds.
 
-When the sweep ends, :mod:`experiments.sweep_outputs` writes the summary table, the plot and
-the best trial's config as a training YAML into the sweep folder.
+When the sweep ends, :mod:`millinet.experiments.sweep.outputs` writes the summary table, the plot
+and the best trial's config as a training YAML into the sweep folder.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from experiments.sweep_config import OBJECTIVE, SweepSpec, dump_sweep_data, tune_space
+from millinet.experiments.sweep.config import OBJECTIVE, SweepSpec, dump_sweep_data, tune_space
 
 SAVED_SPEC = "sweep_config.yaml"
 """The resolved sweep (sweep config + base training config) saved in the sweep folder."""
@@ -211,7 +211,7 @@ def _short(value: Any) -> str:
 def _trainable(spec: SweepSpec):
     from ray import tune
 
-    from experiments.sweep_trainable import train_trial
+    from millinet.experiments.sweep.trainable import train_trial
 
     payload = {
         "sweep": spec.name,
@@ -321,7 +321,7 @@ def save_spec(spec: SweepSpec) -> None:
 def saved_spec(spec: SweepSpec) -> SweepSpec:
     """The spec saved when the sweep started (``--resume`` continues that sweep, even when
     the YAML file changed since)."""
-    from experiments.sweep_config import validate_sweep_config
+    from millinet.experiments.sweep.config import validate_sweep_config
 
     path = spec.experiment_dir() / SAVED_SPEC
     if not path.is_file():
@@ -364,7 +364,7 @@ def run_sweep(
     prepare_environment(address)
     from ray import tune
 
-    from experiments.sweep_outputs import write_outputs
+    from millinet.experiments.sweep.outputs import write_outputs
 
     exp = spec.experiment_dir()
     if "://" in spec.cfg.storage_path:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.config import CLASS_NAMES
-from experiments.evaluation import Evaluation
-from experiments.seeds import EVAL_SEED_BASE
+from millinet.envs.config import CLASS_NAMES
+from millinet.envs.seeds import EVAL_SEED_BASE
+from millinet.experiments.evaluation.harness import Evaluation
 
 
 def _pct(x: float) -> str:
@@ -159,7 +159,7 @@ def markdown_report(
     """The combined report (``results/baselines.md``): command first, then one section each.
 
     ``image_dirs`` maps a scenario name to its plots' folder, relative to the report."""
-    from agents.heuristics import HEURISTICS
+    from millinet.agents.heuristics import HEURISTICS
 
     ev0 = evaluations[0]
     baselines = all(ev.policies == list(HEURISTICS) for ev in evaluations)
@@ -175,15 +175,15 @@ def markdown_report(
         f"{'Every heuristic' if baselines else 'The policies below'} on "
         f"{'every shipped scenario' if baselines else 'each scenario'}, "
         f"{len(ev0.seeds)} evaluation seeds each "
-        f"({seeds_text(ev0.seeds)}, disjoint from training seeds, see `experiments/seeds.py`). "
+        f"({seeds_text(ev0.seeds)}, disjoint from training seeds, see `envs/seeds.py`). "
         "One episode = one seed: the scenario starts empty, arrivals of the given duration "
         "are admitted, the policy places every task, and in-flight tasks are drained. Each "
         "number is the mean over seeds of the per-seed metric with a 95% bootstrap interval "
-        "over seeds (Hesterberg's expanded percentile interval, `experiments/stats.py`); "
+        "over seeds (Hesterberg's expanded percentile interval, `envs/stats.py`); "
         "`Δ vs best` is the paired interval of the difference to the best policy on the same "
         "seeds. `x (all seeds)` means every seed gave exactly x. Drops count as violations. "
         "The policies are documented in `agents/heuristics.py`; the method in "
-        "`experiments/evaluation.py`.",
+        "`experiments/evaluation/harness.py`.",
         "",
         f"The run took {wall_s / 60:.1f} min of wall time; its simulations used "
         f"{sum(ev.cpu_s for ev in evaluations) / 60:.1f} CPU-minutes (a wall time of about "

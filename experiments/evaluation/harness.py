@@ -8,13 +8,13 @@ dropped. Metrics are computed over the tasks that arrived at or after ``warmup_s
 the whole episode, the same numbers ``millinet simulate`` prints). The default duration is the
 scenario's ``duration_s``.
 
-**Seeds**: episode ``i`` runs on ``experiments.seeds.eval_seeds`` (``2**31 + i``), which no
+**Seeds**: episode ``i`` runs on ``millinet.envs.seeds.eval_seeds`` (``2**31 + i``), which no
 training episode can draw. Every policy sees the same seeds, so the same arrivals (common
 random numbers), and policy comparisons are paired per seed. A stochastic policy (``random``)
 is seeded with the episode's seed.
 
 **Statistics**: each reported number is the mean over seeds of the per-seed metric, with a 95%
-bootstrap interval over seeds (``experiments.stats``). Latency CDFs pool the seeds with equal
+bootstrap interval over seeds (``millinet.envs.stats``). Latency CDFs pool the seeds with equal
 weight (the mean of per-seed CDFs); dropped tasks never complete, so a CDF tops out at
 ``1 - drop rate``.
 
@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from envs.config import CLASS_NAMES
-from envs.engine import DROPPED
-from envs.metrics import ONE_MS_US, PERCENTILES, class_metrics
-from envs.scenario import Scenario, load_scenario
-from envs.simulation import simulate
-from experiments.seeds import eval_seeds
-from experiments.stats import bootstrap_ci, paired_difference_ci
+from millinet.envs.config import CLASS_NAMES
+from millinet.envs.engine import DROPPED
+from millinet.envs.metrics import ONE_MS_US, PERCENTILES, class_metrics
+from millinet.envs.scenario import Scenario, load_scenario
+from millinet.envs.seeds import eval_seeds
+from millinet.envs.simulation import simulate
+from millinet.envs.stats import bootstrap_ci, paired_difference_ci
 
 DEFAULT_SEEDS = 10
 
@@ -161,7 +161,7 @@ class Job:
 
 def run_episode(job: Job) -> EpisodeResult:
     """Run one evaluation episode (top-level, so process pools can call it)."""
-    from experiments.policies import chooser_for
+    from millinet.agents.specs import chooser_for
 
     scenario = _scenario(job.scenario)
     choose = chooser_for(job.policy, scenario, seed=job.seed)
@@ -259,10 +259,10 @@ def evaluate(
     library state; a script calling this must guard its entry point with
     ``if __name__ == "__main__":``); results do not depend on it. ``on_done`` is called
     after each episode.
-    Policy specs are resolved up front (``experiments.policies.load_policy``), so a bad name
+    Policy specs are resolved up front (``millinet.agents.specs.load_policy``), so a bad name
     fails before any simulation runs.
     """
-    from experiments.policies import load_policy
+    from millinet.agents.specs import load_policy
 
     built = _scenario(scenario)
     seed_list = eval_seeds(seeds) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -348,7 +348,7 @@ def write_outputs(
     """Write per_seed.csv, summary.csv, summary.md, run.json and the plots into ``out``.
 
     ``command`` (the command line that made them) heads summary.md and goes into run.json."""
-    from experiments.report import markdown_summary
+    from millinet.experiments.evaluation.report import markdown_summary
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "per_seed.csv", out / "summary.csv", out / "summary.md", out / "run.json"]
@@ -373,7 +373,7 @@ def write_outputs(
     }
     paths[3].write_text(json.dumps(meta, indent=2) + "\n")
     if plots:
-        from experiments.eval_plots import plot_latency_cdfs, plot_violation_rates
+        from millinet.experiments.evaluation.plots import plot_latency_cdfs, plot_violation_rates
 
         paths.append(plot_violation_rates(ev, out / "violation_rates.png"))
         paths.append(plot_latency_cdfs(ev, out / "latency_cdf.png"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -42,13 +41,10 @@ def running_service(
     import httpx
 
     port = port or free_port(host)
-    cmd = [sys.executable, "-m", "experiments.cli", "serve", str(folder)]
+    cmd = [sys.executable, "-m", "millinet.experiments.cli", "serve", str(folder)]
     cmd += ["--host", host, "--port", str(port), "--log-level", log_level]
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + startup_timeout_s

@@ -1,13 +1,14 @@
-"""Resolve a ``--policy`` argument into a :class:`agents.policy.Policy` or a simulator chooser.
+"""Resolve a ``--policy`` argument into a :class:`millinet.agents.policy.Policy` or a simulator
+chooser.
 
 A policy *spec* is one of
 
-* a heuristic name (``agents.heuristics.HEURISTICS``: random, nearest, least-loaded,
+* a heuristic name (``millinet.agents.heuristics.HEURISTICS``: random, nearest, least-loaded,
   shortest-queue, earliest-finish, deadline-aware);
 * an exported policy folder (holds ``manifest.json``), loaded by
-  ``scheduler.runtime.load_policy_folder``;
+  ``millinet.scheduler.runtime.load_policy_folder``;
 * a trained run folder (holds ``config.yaml`` and ``checkpoints/`` or ``best/``), loaded by
-  ``agents.ppo.load_run_policy``: its ``best`` model, or ``RUN_DIR@CHECKPOINT`` for another
+  ``millinet.agents.ppo.load_run_policy``: its ``best`` model, or ``RUN_DIR@CHECKPOINT`` for another
   one (``@last``, ``@pretrained`` or ``@<steps>``, e.g. ``runs/x@last``).
 
 ``load_policy`` is the one place that decides; every command (``simulate``, ``evaluate``) goes
@@ -20,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.heuristics import HEURISTICS, make_heuristic
-from agents.policy import Policy
-from envs.config import CLASS_NAMES
-from envs.engine import Arrival, Engine
-from envs.features import featurize_rows
-from envs.scenario import Scenario
-from envs.simulation import Chooser, nearest_slot
-from experiments.errors import UserError
+from millinet.agents.heuristics import HEURISTICS, make_heuristic
+from millinet.agents.policy import Policy
+from millinet.envs.config import CLASS_NAMES
+from millinet.envs.engine import Arrival, Engine
+from millinet.envs.features import featurize_rows
+from millinet.envs.scenario import Scenario
+from millinet.envs.simulation import Chooser, nearest_slot
+from millinet.experiments.errors import UserError
 
 POLICY_HELP = (
     f"a heuristic ({', '.join(HEURISTICS)}), a trained run folder (runs/<name>: its best "
@@ -44,8 +45,8 @@ def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
     """The policy named by ``spec`` for ``scenario`` (see the module docstring).
 
     ``seed`` seeds stochastic heuristics (``random``); trained and exported policies act
-    deterministically and ignore it. Raises ``experiments.errors.UserError`` (one line) for an
-    unknown name, a missing folder, a folder of neither kind, a loader that is not installed,
+    deterministically and ignore it. Raises ``millinet.experiments.errors.UserError`` (one line) for
+    an unknown name, a missing folder, a folder of neither kind, a loader that is not installed,
     or a policy built for a different number of candidates K.
     """
     if spec in HEURISTICS:
@@ -85,12 +86,12 @@ def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
 
 def _load_exported(path: Path) -> Policy:
     try:
-        from scheduler.manifest import PolicyFolderError
-        from scheduler.runtime import load_policy_folder
+        from millinet.scheduler.manifest import PolicyFolderError
+        from millinet.scheduler.runtime import load_policy_folder
     except ImportError as exc:
         raise UserError(
             f"exported policies are not available in this install "
-            f"(scheduler.runtime.load_policy_folder: {exc})"
+            f"(millinet.scheduler.runtime.load_policy_folder: {exc})"
         ) from None
     try:
         return load_policy_folder(path)
@@ -109,10 +110,11 @@ def _split_checkpoint(spec: str) -> tuple[str, str | None]:
 
 def _load_run(path: Path, checkpoint: str) -> Policy:
     try:
-        from agents.ppo import CHECKPOINTS, is_checkpoint_name, load_run_policy
+        from millinet.agents.ppo import CHECKPOINTS, is_checkpoint_name, load_run_policy
     except ImportError as exc:
         raise UserError(
-            f"trained runs are not available in this install (agents.ppo.load_run_policy: {exc})"
+            "trained runs are not available in this install "
+            f"(millinet.agents.ppo.load_run_policy: {exc})"
         ) from None
     if not is_checkpoint_name(checkpoint):
         raise UserError(

@@ -37,7 +37,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agents.train_config import (
+from millinet.agents.train_config import (
     ConfigError,
     DottedKeyError,
     TrainConfig,
@@ -497,8 +497,8 @@ def _base_train_data(cfg: SweepConfig, source: str, base_dir: Path) -> dict[str,
 def _absolute_scenario(scenario: str, base_dir: Path) -> str:
     """Trials run in their own working directories: a scenario given as a relative YAML path
     becomes absolute; shipped names stay names."""
-    from envs.errors import ScenarioError
-    from envs.scenario import resolve_config
+    from millinet.envs.errors import ScenarioError
+    from millinet.envs.scenario import resolve_config
 
     if scenario.endswith((".yaml", ".yml")):
         for cand in (Path(scenario), base_dir / scenario):

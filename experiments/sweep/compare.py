@@ -1,13 +1,13 @@
 """Compare training configs after a sweep: train each for the same steps with fresh training
 seeds, evaluate on the harness's held-out test seeds, print a markdown table.
 
-    python -m experiments.sweep_compare \\
+    python -m millinet.experiments.sweep.compare \\
         --config default=experiments/configs/ppo_sunflower_scratch.yaml \\
         --config tuned=runs/sweeps/sunflower/best_config.yaml \\
         --seeds 1 2 3 --timesteps 65536 --test-episodes 10 --json results/sweep_sunflower.json
 
 It prints a markdown table and writes the raw numbers to ``--json``. Every run goes through
-``agents.ppo.train`` (the ``millinet train`` code path) with ``time_limit_s`` off, so that
+``millinet.agents.ppo.train`` (the ``millinet train`` code path) with ``time_limit_s`` off, so that
 configs are compared at equal steps. Its last model is evaluated on test episodes with reset
 seeds ``TEST_SEED_BASE + i`` (``1000000 + i``), which neither training (reset seeds below
 900000), validation (``900000 + i``) nor the sweep's selection (report seeds ``950000 + i``)
@@ -42,8 +42,8 @@ def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     last model on ``job["test_episodes"]`` test seeds. Runs in a worker process."""
     import torch
 
-    from agents.ppo import load_run_policy, run_episodes, train
-    from agents.train_config import load_train_config, validate_train_config
+    from millinet.agents.ppo import load_run_policy, run_episodes, train
+    from millinet.agents.train_config import load_train_config, validate_train_config
 
     torch.set_num_threads(1)
     cfg = load_train_config(job["config"], seed=job["seed"], total_timesteps=job["timesteps"])
@@ -68,7 +68,7 @@ def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
 
 def mean_ci(values: list[float]) -> tuple[float, float, int]:
     """Mean, 95% Student-t half-width and n (NaNs skipped)."""
-    from agents.ppo import mean_ci95
+    from millinet.agents.ppo import mean_ci95
 
     vals = [v for v in values if not math.isnan(v)]
     m, h = mean_ci95(vals)
@@ -145,7 +145,9 @@ def report(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.sweep_compare", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m millinet.experiments.sweep.compare", description=__doc__
+    )
     p.add_argument(
         "--config",
         action="append",

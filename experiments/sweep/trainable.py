@@ -1,11 +1,11 @@
 """The Ray Tune function trainable of ``millinet sweep``: MaskablePPO in chunks.
 
-Each trial is an ordinary training run driven through :class:`agents.ppo.Trainer`, the same
+Each trial is an ordinary training run driven through :class:`millinet.agents.ppo.Trainer`, the same
 code path as ``millinet train`` (``Trainer.create`` once, then ``Trainer.train(chunk)`` per
 Tune iteration). After each chunk the trainer evaluates the last model on held-out report
-episodes (``agents.ppo.REPORT_SEED_BASE + i``, never trained on), and the trial reports
-``violation_rate_1ms``, ``violation_rate`` and the :data:`~experiments.sweep_config.OBJECTIVE`
-with a Tune checkpoint.
+episodes (``millinet.agents.ppo.REPORT_SEED_BASE + i``, never trained on), and the trial reports
+``violation_rate_1ms``, ``violation_rate`` and the
+:data:`~millinet.experiments.sweep.config.OBJECTIVE` with a Tune checkpoint.
 
 Trial folder (``<storage>/<sweep>/trial_<id>/``): Tune's ``params.json``, ``result.json``,
 ``progress.csv``, TensorBoard events of the reported metrics, ``checkpoint_<n>/``, and the run
@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from experiments.sweep_config import OBJECTIVE, decode_params
+from millinet.experiments.sweep.config import OBJECTIVE, decode_params
 
 STATE_FILE = "state.json"
 
@@ -67,7 +67,7 @@ def report_row(
     ``objective`` is the mean over seeds, averaged over the last ``average_last`` chunks
     (``history``, the unsmoothed values of the earlier chunks, is appended to);
     ``objective_chunk`` is this chunk's value alone."""
-    from agents.ppo import mean_ci95
+    from millinet.agents.ppo import mean_ci95
 
     rows = [_run_row(m, chunk, secondary_weight) for m in metrics]
     row: dict[str, Any] = {}
@@ -121,7 +121,7 @@ def apply_ppo_hyperparameters(model, cfg) -> None:
 
     ``Trainer.resume`` loads the hyperparameters saved inside the model zip; after a PBT
     exploit the trial's config differs in the keys of
-    :data:`~experiments.sweep_config.PBT_MUTABLE`, which this applies. A no-op otherwise.
+    :data:`~millinet.experiments.sweep.config.PBT_MUTABLE`, which this applies. A no-op otherwise.
     """
     from stable_baselines3.common.utils import FloatSchedule
 
@@ -190,8 +190,8 @@ def restore_run_folder(checkpoint_dir: Path, root: Path, cfg) -> int:
     ``Trainer.resume`` picks the checkpoint's model even when ``root`` holds newer steps of
     its own (a PBT trial that exploits another trial).
     """
-    from agents.ppo import RunPaths
-    from agents.train_config import dump_train_config
+    from millinet.agents.ppo import RunPaths
+    from millinet.agents.train_config import dump_train_config
 
     paths = RunPaths(root)
     for stale in (paths.checkpoints, paths.final_dir, paths.best_dir):
@@ -221,9 +221,9 @@ def train_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from agents.ppo import Trainer
-    from agents.train_config import validate_train_config
-    from experiments.sweep_config import with_params
+    from millinet.agents.ppo import Trainer
+    from millinet.agents.train_config import validate_train_config
+    from millinet.experiments.sweep.config import with_params
 
     torch.set_num_threads(1)
     params = decode_params(config, spec["encoded"])

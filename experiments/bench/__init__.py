@@ -1,0 +1,1 @@
+"""Performance benchmarks behind ``millinet bench`` (simulator, env, service)."""

@@ -1,0 +1,1 @@
+"""Evaluation over many seeds: the harness, its plots and its markdown reports."""

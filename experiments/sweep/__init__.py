@@ -1,0 +1,1 @@
+"""``millinet sweep``: Ray Tune over training configs (driver, config, trainable, outputs)."""
