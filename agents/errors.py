@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from millinet.envs.errors import MillinetError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(MillinetError, ValueError):
     """A run folder's model or normalisation file is missing, truncated or corrupted.
 
     The message starts with the file's path and says what is wrong, so the CLI prints it as

@@ -1,16 +1,16 @@
 """Export a trained MaskablePPO run to an ONNX policy folder for the scheduler service.
 
-A run folder (written by ``millinet train``) holds ``config.yaml``, ``metrics.json`` and two
-checkpoints, ``best/best_model.zip`` + ``best/vecnormalize.pkl`` and ``final/model.zip`` +
-``final/vecnormalize.pkl``. :func:`export_policy` turns one checkpoint into the folder described
-in ``scheduler/manifest.py``: ``policy.onnx`` (VecNormalize folded into the graph, masked argmax
+:func:`export_policy` turns any checkpoint of a run folder (``best``, ``last``, ``pretrained`` or
+a step count, loaded by ``millinet.agents.run_folder.load_checkpoint``: the same loader as
+evaluation, so whatever evaluates also exports) into the folder described in
+``scheduler/manifest.py``: ``policy.onnx`` (VecNormalize folded into the graph, masked argmax
 inside) and ``manifest.json``. Before it writes the manifest it runs the exported graph with
 onnxruntime against the torch policy on random inputs and refuses to finish on any mismatch.
 
 :class:`SB3PredictPolicy` is the same checkpoint acting through SB3 itself
 (``VecNormalize.normalize_obs`` then ``MaskablePPO.predict(deterministic=True)``): the reference
-the export is tested against. (``millinet.agents.ppo.RunPolicy`` is the evaluation harness's fast
-numpy copy of the actor; this one deliberately goes through SB3's own code path.)
+the export is tested against. (``millinet.agents.inference.RunPolicy`` is the evaluation
+harness's fast numpy copy of the actor; this one deliberately goes through SB3's own code path.)
 """
 
 from __future__ import annotations
@@ -18,152 +18,34 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import pickle
 import platform
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
+from millinet.agents.run_folder import Checkpoint, load_checkpoint
+from millinet.envs.errors import MillinetError
 from millinet.envs.features import CLASS_NAMES, SITE_TIERS, observation_size
 from millinet.scheduler import manifest as fmt
 
-CHECKPOINTS = {
-    "best": ("best", "best_model.zip"),
-    "last": ("final", "model.zip"),
-}
-"""``--checkpoint`` name -> (sub-folder, model file); ``vecnormalize.pkl`` sits beside it."""
-VECNORMALIZE_FILE = "vecnormalize.pkl"
 DEFAULT_OPSET = 17
 
 
-class ExportError(Exception):
+class ExportError(MillinetError):
     """The run cannot be exported; the message names the file and the reason."""
-
-
-@dataclass
-class RunCheckpoint:
-    """One checkpoint of a training run, loaded for acting on CPU."""
-
-    run_dir: Path
-    checkpoint: str
-    model_path: Path
-    model: Any  # sb3_contrib.MaskablePPO
-    vecnormalize: Any | None  # stable_baselines3 VecNormalize (no venv attached), or None
-    config: dict
-    metrics: dict | None
-    K: int
-    agent_classes: list[str]
-
-    @property
-    def norm_obs(self) -> bool:
-        return self.vecnormalize is not None and bool(self.vecnormalize.norm_obs)
-
-    def normalize(self, observations: np.ndarray) -> np.ndarray:
-        """SB3's own observation normalisation (identity when ``norm_obs`` is off)."""
-        if self.vecnormalize is None:
-            return np.asarray(observations, dtype=np.float32)
-        return self.vecnormalize.normalize_obs(observations)
-
-
-def load_run(run_dir: str | Path, checkpoint: str = "best") -> RunCheckpoint:
-    """Load a run's checkpoint (``best`` or ``last``) with its VecNormalize, config and metrics.
-
-    Raises :class:`ExportError` with a precise message when a file is missing or the model does
-    not act on the featuriser's observation.
-    """
-    from sb3_contrib import MaskablePPO
-
-    run_dir = Path(run_dir)
-    if checkpoint not in CHECKPOINTS:
-        raise ExportError(f"unknown checkpoint {checkpoint!r}; use one of {list(CHECKPOINTS)}")
-    if not run_dir.is_dir():
-        raise ExportError(f"{run_dir}: no such run folder")
-    sub, name = CHECKPOINTS[checkpoint]
-    model_path = run_dir / sub / name
-    vn_path = run_dir / sub / VECNORMALIZE_FILE
-    cfg_path = run_dir / "config.yaml"
-    for path in (model_path, cfg_path):
-        if not path.is_file():
-            raise ExportError(f"{path}: missing (is {run_dir} a finished `millinet train` run?)")
-    try:
-        config = yaml.safe_load(cfg_path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ExportError(f"{cfg_path}: not valid YAML: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ExportError(f"{cfg_path}: expected a mapping at the top level")
-    # A run trained without VecNormalize (config normalize.enabled: false) has no statistics;
-    # any other run must have them, or the export would silently act on unscaled inputs.
-    normalize_cfg = config.get("normalize")
-    trained_without = isinstance(normalize_cfg, dict) and normalize_cfg.get("enabled") is False
-    if not vn_path.is_file() and not trained_without:
-        raise ExportError(
-            f"{vn_path}: missing (and {cfg_path.name} does not say normalize.enabled: false)"
-        )
-    metrics = None
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ExportError(f"{metrics_path}: not valid JSON: {exc}") from exc
-
-    try:
-        model = MaskablePPO.load(model_path, device="cpu")
-    except Exception as exc:  # zip/pickle/torch errors: all mean "not a usable model"
-        raise ExportError(f"{model_path}: cannot load as a MaskablePPO model: {exc}") from exc
-    vecnormalize = None
-    if vn_path.is_file():
-        from stable_baselines3.common.vec_env import VecNormalize
-
-        with open(vn_path, "rb") as fh:
-            try:
-                vecnormalize = pickle.load(fh)
-            except Exception as exc:  # unpickling a damaged file can raise nearly anything
-                raise ExportError(f"{vn_path}: cannot unpickle VecNormalize: {exc}") from exc
-        if not isinstance(vecnormalize, VecNormalize):
-            raise ExportError(f"{vn_path}: not a VecNormalize ({type(vecnormalize).__name__})")
-
-    n = getattr(model.action_space, "n", None)
-    if n is None:
-        raise ExportError(f"{model_path}: action space {model.action_space} is not Discrete(K)")
-    k = int(n)
-    shape = getattr(model.observation_space, "shape", None)
-    if shape != (observation_size(k),):
-        raise ExportError(
-            f"{model_path}: observation shape {shape} is not the featuriser's (7 + 14 K,) = "
-            f"({observation_size(k)},) for K = {k}"
-        )
-    # (VecNormalize(norm_obs=False) has no obs_rms at all; attribute lookups of missing names
-    # on an unpickled VecNormalize recurse, hence vars().)
-    if vecnormalize is not None and vecnormalize.norm_obs:
-        rms = vars(vecnormalize).get("obs_rms")
-        if rms is None or np.shape(rms.mean) != shape:
-            raise ExportError(
-                f"{vn_path}: observation statistics "
-                f"{'missing' if rms is None else np.shape(rms.mean)} do not match {shape}"
-            )
-    env_cfg = config.get("env") if isinstance(config.get("env"), dict) else {}
-    agent_classes = list(env_cfg.get("agent_classes") or CLASS_NAMES)
-    if not set(agent_classes) <= set(CLASS_NAMES):
-        raise ExportError(f"{cfg_path}: env.agent_classes {agent_classes} not in {CLASS_NAMES}")
-    return RunCheckpoint(
-        run_dir, checkpoint, model_path, model, vecnormalize, config, metrics, k, agent_classes
-    )
 
 
 class SB3PredictPolicy:
     """A run checkpoint acting through ``MaskablePPO.predict`` behind ``act(observation, mask)``:
     the slow, SB3-native reference that exports and the service benchmark compare against."""
 
-    def __init__(self, run: RunCheckpoint) -> None:
+    def __init__(self, run: Checkpoint) -> None:
         self.run = run
-        self.name = f"{run.run_dir.name}@{run.checkpoint}:torch"
+        self.name = f"{run.run_dir.name}@{run.name}:torch"
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         obs = self.run.normalize(np.asarray(observation, dtype=np.float32)[None])
@@ -176,7 +58,7 @@ class SB3PredictPolicy:
 class ExportGraph(nn.Module):
     """Raw observation + mask -> (action, raw logits, masked probs), as SB3 computes them."""
 
-    def __init__(self, run: RunCheckpoint) -> None:
+    def __init__(self, run: Checkpoint) -> None:
         super().__init__()
         policy = run.model.policy
         self.features = policy.pi_features_extractor
@@ -202,7 +84,7 @@ class ExportGraph(nn.Module):
         return action, logits, probs
 
 
-def _torch_reference(run: RunCheckpoint, obs: np.ndarray, mask: np.ndarray):
+def _torch_reference(run: Checkpoint, obs: np.ndarray, mask: np.ndarray):
     """SB3's own computation: deterministic actions, raw logits, masked probabilities."""
     policy = run.model.policy
     norm = run.normalize(obs)
@@ -215,7 +97,7 @@ def _torch_reference(run: RunCheckpoint, obs: np.ndarray, mask: np.ndarray):
     return np.asarray(actions), logits.numpy(), probs.numpy()
 
 
-def _self_check(run: RunCheckpoint, onnx_path: Path, n: int = 512, seed: int = 0) -> dict:
+def _self_check(run: Checkpoint, onnx_path: Path, n: int = 512, seed: int = 0) -> dict:
     """Run the exported graph and SB3 on random observations and masks; raise on mismatch."""
     import onnxruntime as ort
 
@@ -253,7 +135,11 @@ def export_policy(
 
     if opset < fmt.MIN_OPSET:
         raise ExportError(f"opset must be >= {fmt.MIN_OPSET}, got {opset}")
-    run = load_run(run_dir, checkpoint)
+    run = load_checkpoint(run_dir, checkpoint)
+    if run.config.algo != "maskppo":
+        raise ExportError(
+            f"{run.run_dir}: only MaskablePPO runs export (config algo: {run.config.algo})"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     graph = ExportGraph(run).eval()
@@ -326,7 +212,7 @@ def export_policy(
         "observation": fmt.observation_spec(run.K),
         "K": run.K,
         "classes": list(CLASS_NAMES),
-        "agent_classes": run.agent_classes,
+        "agent_classes": list(run.agent_classes),
         "site_tiers": list(SITE_TIERS),
         "normalisation": normalisation,
         "source": {
@@ -338,7 +224,7 @@ def export_policy(
             "num_timesteps": int(getattr(run.model, "num_timesteps", 0)),
             "versions": _versions(),
         },
-        "training_config": _jsonable(run.config),
+        "training_config": _jsonable(run.config.model_dump()),
         "metrics": _jsonable(run.metrics),
     }
     tmp_manifest = out / (fmt.MANIFEST_FILE + ".tmp")

@@ -8,9 +8,9 @@ must learn that ``est_latency`` of slot 3 matters for logit 3 separately for eve
 critic is an MLP over the whole observation.
 
 Both are ordinary SB3 ``ActorCriticPolicy`` subclasses: ``features -> mlp_extractor ->
-action_net``, so saving, loading and :func:`millinet.agents.ppo.actor_logits` (used for serving and
-export) work unchanged; the only difference is that ``action_net`` maps the (N, K * h) latent to
-(N, K) logits with one shared ``Linear(h, 1)``.
+action_net``, so saving, loading and :func:`millinet.agents.inference.actor_logits` (used for
+serving and export) work unchanged; the only difference is that ``action_net`` maps the (N, K * h)
+latent to (N, K) logits with one shared ``Linear(h, 1)``.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def collect(venv, teacher, steps: int, gamma: float) -> dict[str, Any]:
 def behaviour_clone(model, cfg: TrainConfig, logger=None) -> dict[str, float]:
     """Warm-start ``model`` (SB3 PPO / MaskablePPO with its training env) by imitating
     ``cfg.pretrain.teacher``; returns summary statistics (also logged as ``pretrain/*``)."""
-    from millinet.agents.ppo import actor_logits
+    from millinet.agents.inference import actor_logits
 
     pc = cfg.pretrain
     t0 = time.perf_counter()

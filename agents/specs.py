@@ -1,18 +1,18 @@
-"""Resolve a ``--policy`` argument into a :class:`millinet.agents.policy.Policy` or a simulator
-chooser.
+"""Policy specs: the one place that turns a ``--policy`` string into a policy.
 
 A policy *spec* is one of
 
 * a heuristic name (``millinet.agents.heuristics.HEURISTICS``: random, nearest, least-loaded,
   shortest-queue, earliest-finish, deadline-aware);
 * an exported policy folder (holds ``manifest.json``), loaded by
-  ``millinet.scheduler.runtime.load_policy_folder``;
-* a trained run folder (holds ``config.yaml`` and ``checkpoints/`` or ``best/``), loaded by
-  ``millinet.agents.ppo.load_run_policy``: its ``best`` model, or ``RUN_DIR@CHECKPOINT`` for another
-  one (``@last``, ``@pretrained`` or ``@<steps>``, e.g. ``runs/x@last``).
+  ``millinet.scheduler.runtime.load_policy_folder`` (needs the ``serve`` or ``export`` extra);
+* a trained run folder (``config.yaml`` and ``checkpoints/`` or ``best/``), loaded by
+  ``millinet.agents.inference.load_run_policy`` (needs the ``train`` extra): its ``best`` model,
+  or ``RUN_DIR@CHECKPOINT`` for another one (``@last``, ``@pretrained`` or ``@<steps>``).
 
-``load_policy`` is the one place that decides; every command (``simulate``, ``evaluate``) goes
-through it. ``chooser_for`` adapts a policy to the simulator's ``choose(engine, arrival)``.
+Every command (``simulate``, ``evaluate``, ``benchmark``) goes through :func:`load_policy`;
+:class:`PolicyChooser` adapts a policy to the simulator's ``choose(engine, arrival)``. This
+module imports neither torch nor onnxruntime: a loader is imported only for its kind of spec.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from millinet.agents.heuristics import HEURISTICS, make_heuristic
 from millinet.agents.policy import Policy
 from millinet.envs.config import CLASS_NAMES
 from millinet.envs.engine import Arrival, Engine
+from millinet.envs.errors import MillinetError, require_extra
 from millinet.envs.features import featurize_rows
 from millinet.envs.scenario import Scenario
 from millinet.envs.simulation import Chooser, nearest_slot
-from millinet.experiments.errors import UserError
 
 POLICY_HELP = (
     f"a heuristic ({', '.join(HEURISTICS)}), a trained run folder (runs/<name>: its best "
@@ -37,69 +37,15 @@ POLICY_HELP = (
 )
 
 
+class PolicySpecError(MillinetError):
+    """A policy spec names nothing usable; the message says what and lists the options."""
+
+
 def _known() -> str:
     return f"known heuristics: {', '.join(HEURISTICS)}; or a trained run / exported policy folder"
 
 
-def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
-    """The policy named by ``spec`` for ``scenario`` (see the module docstring).
-
-    ``seed`` seeds stochastic heuristics (``random``); trained and exported policies act
-    deterministically and ignore it. Raises ``millinet.experiments.errors.UserError`` (one line) for
-    an unknown name, a missing folder, a folder of neither kind, a loader that is not installed,
-    or a policy built for a different number of candidates K.
-    """
-    if spec in HEURISTICS:
-        return make_heuristic(spec, seed=seed)
-    spec, checkpoint = _split_checkpoint(spec)
-    path = Path(spec).expanduser()
-    looks_like_path = any(sep in spec for sep in ("/", "\\")) or spec.startswith(".")
-    if not path.exists():
-        what = "policy folder not found" if looks_like_path else "unknown policy"
-        raise UserError(f"{what} {spec!r}; {_known()}")
-    if not path.is_dir():
-        raise UserError(f"policy {spec!r} is a file, not a folder; {_known()}")
-    if (path / "manifest.json").is_file():
-        if checkpoint is not None:
-            raise UserError(
-                f"{spec!r} is an exported policy (one model): '@{checkpoint}' selects a "
-                "checkpoint of a trained run only"
-            )
-        policy = _load_exported(path)
-    elif (path / "config.yaml").is_file() and (
-        (path / "checkpoints").is_dir() or (path / "best").is_dir()
-    ):
-        policy = _load_run(path, checkpoint or "best")
-    else:
-        raise UserError(
-            f"{spec!r} is neither an exported policy (no manifest.json) nor a trained run "
-            f"(needs config.yaml and checkpoints/ or best/); {_known()}"
-        )
-    k = getattr(policy, "K", None)
-    if k is not None and int(k) != scenario.network.K:
-        raise UserError(
-            f"policy {spec!r} was built for K = {k} candidates; scenario {scenario.name!r} "
-            f"has K = {scenario.network.K}"
-        )
-    return policy
-
-
-def _load_exported(path: Path) -> Policy:
-    try:
-        from millinet.scheduler.manifest import PolicyFolderError
-        from millinet.scheduler.runtime import load_policy_folder
-    except ImportError as exc:
-        raise UserError(
-            f"exported policies are not available in this install "
-            f"(millinet.scheduler.runtime.load_policy_folder: {exc})"
-        ) from None
-    try:
-        return load_policy_folder(path)
-    except PolicyFolderError as exc:  # names the file and the reason
-        raise UserError(str(exc)) from None
-
-
-def _split_checkpoint(spec: str) -> tuple[str, str | None]:
+def split_checkpoint(spec: str) -> tuple[str, str | None]:
     """``"runs/x@last"`` -> ``("runs/x", "last")``. A spec without an ``@`` suffix, or that
     names an existing path as a whole (a folder with '@' in its name), is kept whole."""
     head, sep, tail = spec.rpartition("@")
@@ -108,20 +54,55 @@ def _split_checkpoint(spec: str) -> tuple[str, str | None]:
     return head, tail
 
 
-def _load_run(path: Path, checkpoint: str) -> Policy:
-    try:
-        from millinet.agents.ppo import CHECKPOINTS, is_checkpoint_name, load_run_policy
-    except ImportError as exc:
-        raise UserError(
-            "trained runs are not available in this install "
-            f"(millinet.agents.ppo.load_run_policy: {exc})"
-        ) from None
-    if not is_checkpoint_name(checkpoint):
-        raise UserError(
-            f"{path}@{checkpoint}: unknown checkpoint {checkpoint!r}; use "
-            f"{', '.join('@' + c for c in CHECKPOINTS)} or @<steps>"
+def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
+    """The policy named by ``spec`` for ``scenario`` (see the module docstring).
+
+    ``seed`` seeds stochastic heuristics (``random``); trained and exported policies act
+    deterministically and ignore it. Raises a one-line
+    :class:`~millinet.envs.errors.MillinetError`: :class:`PolicySpecError` for an unknown name,
+    a missing folder, a folder of neither kind or a policy built for another K;
+    ``MissingExtraError`` when the loader's extra is not installed; the loader's own error
+    (``CheckpointError``, ``PolicyFolderError``) naming a missing or broken file.
+    """
+    if spec in HEURISTICS:
+        return make_heuristic(spec, seed=seed)
+    spec, checkpoint = split_checkpoint(spec)
+    path = Path(spec).expanduser()
+    looks_like_path = any(sep in spec for sep in ("/", "\\")) or spec.startswith(".")
+    if not path.exists():
+        what = "policy folder not found" if looks_like_path else "unknown policy"
+        raise PolicySpecError(f"{what} {spec!r}; {_known()}")
+    if not path.is_dir():
+        raise PolicySpecError(f"policy {spec!r} is a file, not a folder; {_known()}")
+    if (path / "manifest.json").is_file():
+        if checkpoint is not None:
+            raise PolicySpecError(
+                f"{spec!r} is an exported policy (one model): '@{checkpoint}' selects a "
+                "checkpoint of a trained run only"
+            )
+        require_extra("serve", f"the exported policy {spec!r}")
+        from millinet.scheduler.runtime import load_policy_folder
+
+        policy = load_policy_folder(path)
+    elif (path / "config.yaml").is_file() and (
+        (path / "checkpoints").is_dir() or (path / "best").is_dir()
+    ):
+        require_extra("train", f"the trained run {spec!r}")
+        from millinet.agents.inference import load_run_policy
+
+        policy = load_run_policy(path, checkpoint or "best")
+    else:
+        raise PolicySpecError(
+            f"{spec!r} is neither an exported policy (no manifest.json) nor a trained run "
+            f"(needs config.yaml and checkpoints/ or best/); {_known()}"
         )
-    return load_run_policy(path, checkpoint)  # CheckpointError names a missing/broken file
+    k = getattr(policy, "K", None)
+    if k is not None and int(k) != scenario.network.K:
+        raise PolicySpecError(
+            f"policy {spec!r} was built for K = {k} candidates; scenario {scenario.name!r} "
+            f"has K = {scenario.network.K}"
+        )
+    return policy
 
 
 class PolicyChooser:

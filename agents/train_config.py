@@ -6,62 +6,29 @@ hyperparameters, the evaluation and checkpoint schedule. ``millinet train`` writ
 config (every default filled in) to ``runs/<run-name>/config.yaml``, so a run folder says
 exactly what ran and ``--resume`` needs nothing else. See ``experiments/configs/*.yaml``.
 
-Seeds: ``seed`` seeds the network and the stream of training episodes, which are reset with
-seeds drawn below :data:`VALIDATION_SEED_BASE`; held-out validation episodes (evaluation during
-training and best-model selection) are reset with ``VALIDATION_SEED_BASE + i`` and the episodes
-of ``metrics.json`` with ``millinet.agents.ppo.REPORT_SEED_BASE + i``. These are ``reset`` seeds:
-the env derives its engine (workload) seed from them, always below 2**31, so the evaluation
-harness's engine seeds (2**31 + i, ``envs/seeds.py``) are never trained on.
+Seeds: ``seed`` seeds the network and the stream of training episodes; the seed ranges of
+training, validation and report episodes are the table in ``millinet.envs.seeds``.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from millinet.envs.errors import ScenarioError, format_location
-from millinet.envs.features import CLASS_NAMES
+from millinet.envs.errors import ConfigError, ScenarioError
+from millinet.envs.placement_env import EnvConfig
 from millinet.envs.scenario import DEFAULT_SCENARIO
-
-VALIDATION_SEED_BASE = 900_000
-"""Held-out validation episodes use reset seeds ``VALIDATION_SEED_BASE + i``; training episode
-seeds are drawn from [0, VALIDATION_SEED_BASE)."""
+from millinet.envs.seeds import TRAINING
+from millinet.envs.validation import StrictModel, parse_yaml_text, read_yaml, validate
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 UnitFloat = Annotated[float, Field(ge=0, le=1)]
 
 
-class ConfigError(ScenarioError):
-    """A training config is invalid; the message names the file, the field and the reason."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EnvKwargs(_Strict):
-    """Keyword arguments of ``millinet/Placement-v0`` (see ``envs/placement_env.py``)."""
-
-    horizon: PositiveInt = Field(2048, description="decisions per episode")
-    agent_classes: list[Literal["robot_sync", "agv_dispatch", "vision_qa"]] = Field(
-        default_factory=lambda: list(CLASS_NAMES),
-        min_length=1,
-        description="classes the agent decides; the others are placed by the nearest rule",
-    )
-    reward_weights: (
-        dict[Literal["robot_sync", "agv_dispatch", "vision_qa"], PositiveFloat] | None
-    ) = Field(None, description="violation weight per class; null = the scenario's weights")
-    latency_coef: Annotated[float, Field(ge=0)] = Field(
-        0.01, description="weight of the latency/deadline term per completed task"
-    )
-
-
-class NormalizeConfig(_Strict):
+class NormalizeConfig(StrictModel):
     """``VecNormalize`` options; statistics are saved next to every model."""
 
     enabled: bool = True
@@ -71,7 +38,7 @@ class NormalizeConfig(_Strict):
     clip_reward: PositiveFloat = 10.0
 
 
-class PolicyConfig(_Strict):
+class PolicyConfig(StrictModel):
     """The actor-critic network (``agents/networks.py``): ``mlp`` = SB3's MLP over the flat
     observation; ``candidate`` = one shared MLP scores every candidate slot (``pi`` are its
     layers), the critic is an MLP (``vf``) over the observation."""
@@ -83,7 +50,7 @@ class PolicyConfig(_Strict):
     ortho_init: bool = True
 
 
-class PPOConfig(_Strict):
+class PPOConfig(StrictModel):
     """PPO hyperparameters (names as in SB3). ``n_steps`` is per env."""
 
     learning_rate: PositiveFloat = 3e-4
@@ -101,8 +68,8 @@ class PPOConfig(_Strict):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
 
-class EvalConfig(_Strict):
-    """Evaluation on held-out validation seeds (``VALIDATION_SEED_BASE + i``)."""
+class EvalConfig(StrictModel):
+    """Evaluation on held-out validation seeds (``millinet.envs.seeds.VALIDATION``)."""
 
     freq: PositiveInt = Field(50_000, description="env steps (all envs together) between evals")
     episodes: Annotated[int, Field(gt=0, le=10_000)] = Field(
@@ -113,13 +80,13 @@ class EvalConfig(_Strict):
     )
 
 
-class CheckpointConfig(_Strict):
+class CheckpointConfig(StrictModel):
     """Periodic checkpoints ``checkpoints/model_<steps>_steps.zip`` (+ VecNormalize)."""
 
     freq: PositiveInt = Field(100_000, description="env steps (all envs together)")
 
 
-class PretrainConfig(_Strict):
+class PretrainConfig(StrictModel):
     """Optional behaviour-cloning warm start (``agents/pretrain.py``)."""
 
     teacher: str | None = Field(
@@ -132,7 +99,7 @@ class PretrainConfig(_Strict):
     value_coef: Annotated[float, Field(ge=0)] = 0.5
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """A training run. Every field has a default; a config file sets only what it changes."""
 
     algo: Literal["maskppo", "ppo"] = Field(
@@ -142,7 +109,7 @@ class TrainConfig(_Strict):
         "", description="short label for run names (letters, digits, '-'), e.g. warm"
     )
     scenario: str = Field(DEFAULT_SCENARIO, description="shipped scenario name or YAML path")
-    seed: Annotated[int, Field(ge=0, lt=VALIDATION_SEED_BASE)] = 0
+    seed: Annotated[int, Field(ge=0, lt=TRAINING.stop)] = 0
     total_timesteps: PositiveInt = 1_000_000
     time_limit_s: PositiveFloat | None = Field(
         None,
@@ -152,7 +119,7 @@ class TrainConfig(_Strict):
     n_envs: PositiveInt = 4
     vec_env: Literal["dummy", "subproc"] = "dummy"
     torch_threads: PositiveInt = 1
-    env: EnvKwargs = Field(default_factory=EnvKwargs)
+    env: EnvConfig = Field(default_factory=EnvConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -194,16 +161,7 @@ def validate_train_config(data: Any, source: str) -> TrainConfig:
     """Validate plain data; the first problem becomes a :class:`ConfigError`."""
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, "", "a training config must be a YAML mapping at the top level")
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        raise ConfigError(source, format_location(first["loc"]), reason + more) from None
+    return validate(TrainConfig, data, source, what="training config")
 
 
 def load_train_config(
@@ -216,12 +174,7 @@ def load_train_config(
     --set`` takes them) is applied, all before validation, so an override is checked like the
     file itself."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), "", "file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
+    data = read_yaml(path)
     if isinstance(data, dict):
         data.update({k: v for k, v in overrides.items() if v is not None})
         for setting in settings:
@@ -259,10 +212,7 @@ def _apply_setting(data: dict, setting: str, source: str) -> None:
     key, sep, text = setting.partition("=")
     if not sep or not key.strip():
         raise ConfigError(source, "--set", f"expected KEY=VALUE, got {setting!r}")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, key, f"--set value is not valid YAML: {exc}") from None
+    value = parse_yaml_text(text, f"{source}: --set {key.strip()}")
     try:
         set_dotted(data, key.strip(), value)
     except DottedKeyError as exc:
@@ -291,21 +241,3 @@ def _check_scenario(cfg: TrainConfig, source: str) -> None:
         resolve_config(cfg.scenario)
     except ScenarioError as exc:
         raise ConfigError(source, "scenario", str(exc)) from None
-
-
-def dump_train_config(cfg: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML (readable by :func:`load_train_config`)."""
-    Path(path).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
-
-
-def scenario_label(cfg: TrainConfig) -> str:
-    """Short scenario name for run names: the shipped name or the YAML file's stem."""
-    return Path(cfg.scenario).stem if cfg.scenario.endswith((".yaml", ".yml")) else cfg.scenario
-
-
-def run_name(cfg: TrainConfig, when: float | None = None) -> str:
-    """``<scenario>_<algo>[-<tag>]_s<seed>_<YYYYmmdd-HHMMSS>``, e.g.
-    ``sunflower-metro_maskppo-warm_s0_20261126-113000``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
-    algo = f"{cfg.algo}-{cfg.tag}" if cfg.tag else cfg.algo
-    return f"{scenario_label(cfg)}_{algo}_s{cfg.seed}_{stamp}"

@@ -9,24 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from millinet.envs.features import CLASS_NAMES, SITE_TIERS  # numpy-only single source of names
 from millinet.envs.physics import FIBER_TYPES
+from millinet.envs.validation import StrictModel
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 RESOURCES = ("cpu", "gpu")
 NODE_ROLES = ("factory", "access", "aggregation", "core", *SITE_TIERS)
-
-
-class StrictModel(BaseModel):
-    """Base model: unknown keys are errors, values are validated on assignment too.
-
-    ``inf`` and ``nan`` (YAML ``.inf``/``.nan``) are rejected: no rate, size or time is infinite.
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _check_class_names(mapping: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from millinet.envs.features import EMPTY_TELEMETRY_ROW
 from millinet.envs.network import CandidateSet
 from millinet.envs.scenario import Scenario
 
@@ -42,7 +43,6 @@ DROP_REASONS = ("", "failed_element", "queue_full", "rejected")
 _TRIP, _STAGE, _CSTAGE, _UP, _DOWN, _WORK, _T0, _CLS, _FAC, _SLOT, _SITE = range(11)
 _LWAIT, _SER, _PROP, _CWAIT, _CSVC, _ID, _PRIO, _ENQ = range(11, 19)
 
-_EMPTY_ROW = (0.0,) * 8 + (-1.0, 0.0)  # telemetry of an empty slot (tier -1)
 
 RECORD_FIELDS = (
     "task_id",
@@ -451,7 +451,7 @@ class Engine:
         now = self.now
         q_free, pool_free, site_viol = self._q_free, self._pool_free, self._site_viol
         up_bytes, down_bytes, work_us = arrival.up_bytes, arrival.down_bytes, arrival.work_s * 1e6
-        rows = [_EMPTY_ROW] * len(cset.slots)
+        rows = [EMPTY_TELEMETRY_ROW] * len(cset.slots)
         for k, c in cset.live:
             up = 0.0
             for q in c.up:

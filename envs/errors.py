@@ -1,13 +1,24 @@
-"""Errors raised for bad user input (scenario files, topology files, arguments)."""
+"""The errors millinet raises for bad user input, and the check for a missing install extra.
+
+Every user-facing error is a :class:`MillinetError` whose message is one line that names the
+source (a file, a scenario, an argument), the field and the reason, so the CLI prints it
+without a traceback and exits with status 2. This module imports only the standard library:
+the scheduler service and every other package share it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 
-class ScenarioError(ValueError):
-    """A scenario, topology or config input is invalid.
 
-    The message always names the source (file or scenario name), the field and the reason,
-    so the CLI can print it as one line without a traceback.
+class MillinetError(Exception):
+    """Base of every user-facing error: the message is one line, printed as is."""
+
+
+class ConfigError(MillinetError, ValueError):
+    """A config input (scenario, training config, sweep, suite, argument) is invalid.
+
+    The message is ``source: field: reason`` (``source: reason`` without a field).
     """
 
     def __init__(self, source: str, field: str, reason: str) -> None:
@@ -16,6 +27,10 @@ class ScenarioError(ValueError):
         self.reason = reason
         where = f"{source}: {field}" if field else source
         super().__init__(f"{where}: {reason}")
+
+
+class ScenarioError(ConfigError):
+    """A scenario or topology file is invalid."""
 
 
 class FieldError(ValueError):
@@ -31,12 +46,27 @@ class FieldError(ValueError):
         super().__init__(f"{field}: {reason}")
 
 
-def format_location(loc: tuple | list) -> str:
-    """A pydantic error location as written in a YAML file: ``factories[0].workload.x``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+class MissingExtraError(MillinetError, ImportError):
+    """A command needs an optional dependency group (extra) that is not installed."""
+
+
+EXTRAS = {
+    "train": ("torch", "stable_baselines3", "sb3_contrib", "tensorboard", "matplotlib"),
+    "sweep": ("ray", "optuna"),
+    "export": ("onnx", "onnxscript", "onnxruntime"),
+    "serve": ("onnxruntime", "fastapi", "uvicorn", "httpx"),
+}
+"""Extra name -> the top-level modules it provides (``pyproject.toml`` lists the packages)."""
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Raise :class:`MissingExtraError` unless every module of ``extra`` is importable.
+
+    ``what`` names the feature for the message, e.g. ``"millinet train"``.
+    """
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingExtraError(
+            f"{what} needs the '{extra}' extra ({', '.join(missing)} not installed): "
+            f"pip install 'millinet[{extra}]'"
+        )

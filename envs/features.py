@@ -48,6 +48,8 @@ TELEMETRY_FIELDS = (
     "valid", "base_rtt_us", "serialisation_us", "up_backlog_us", "down_backlog_us",
     "compute_wait_us", "compute_us", "servers", "tier", "recent_violation",
 )  # fmt: skip
+EMPTY_TELEMETRY_ROW = (0.0,) * 8 + (-1.0, 0.0)
+"""Telemetry of an empty slot: every measurement 0, tier -1."""
 TASK_FEATURES = (
     "is_robot_sync", "is_agv_dispatch", "is_vision_qa",
     "log_up_bytes", "log_down_bytes", "log_compute_us", "log_deadline_us",

@@ -21,53 +21,91 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import gymnasium as gym
 import numpy as np
+from pydantic import AfterValidator, Field, field_validator
 
 from millinet.envs.config import CLASS_NAMES, ScenarioConfig
 from millinet.envs.engine import DROPPED, Arrival, Engine
 from millinet.envs.features import FEATURE_CLIP, featurize_rows, observation_size
 from millinet.envs.metrics import summarize
 from millinet.envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+from millinet.envs.seeds import ENV_ENGINE_SEEDS
 from millinet.envs.simulation import nearest_slot
+from millinet.envs.validation import StrictModel, validate
+
+_ClassName = Literal["robot_sync", "agv_dispatch", "vision_qa"]  # = CLASS_NAMES
+
+
+def _known_class(name: str) -> str:
+    if name not in CLASS_NAMES:
+        raise ValueError(f"unknown agent_classes entry {name!r}; known: {list(CLASS_NAMES)}")
+    return name
+
+
+class EnvConfig(StrictModel):
+    """The environment's parameters, declared once: ``PlacementEnv(**kwargs)`` validates its
+    keyword arguments with this model, and the training config's ``env:`` section *is* this
+    model. (The scenario and ``background_policy`` are objects, not config values.)"""
+
+    horizon: Annotated[int, Field(gt=0, le=100_000_000)] = Field(
+        2048, description="decisions per episode (then truncated)"
+    )
+    agent_classes: list[Annotated[str, AfterValidator(_known_class)]] = Field(
+        default_factory=lambda: list(CLASS_NAMES),
+        min_length=1,
+        description="classes the agent decides; the others are placed by background_policy",
+    )
+    reward_weights: dict[_ClassName, Annotated[float, Field(gt=0, le=1e6)]] | None = Field(
+        None, description="violation weight per class; null = the scenario's class weights"
+    )
+    latency_coef: Annotated[float, Field(ge=0, le=1e3)] = Field(
+        0.01, description="weight of the latency/deadline term per completed task"
+    )
+
+    @field_validator("agent_classes", mode="before")
+    @classmethod
+    def _all_when_none(cls, value: Any) -> Any:
+        return list(CLASS_NAMES) if value is None else value
+
+    @field_validator("agent_classes")
+    @classmethod
+    def _once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a class is listed twice: {value}")
+        return value
 
 
 def default_config() -> dict[str, Any]:
-    """Keyword defaults of :class:`PlacementEnv`, with units."""
+    """Keyword defaults of :class:`PlacementEnv` (units in :class:`EnvConfig`'s descriptions)."""
     return {
         "scenario": DEFAULT_SCENARIO,  # shipped name, YAML path, dict or ScenarioConfig
-        "horizon": 2048,  # decisions per episode (then truncated)
-        "agent_classes": list(CLASS_NAMES),  # classes the agent decides; others: background
         "background_policy": "nearest",  # "nearest" or a callable (engine, arrival) -> slot
-        "reward_weights": None,  # {class: weight}; None = the scenario's class weights
-        "latency_coef": 0.01,  # weight of the latency/deadline term (per completed task)
+        **EnvConfig().model_dump(),
     }
 
 
 class PlacementEnv(gym.Env):
-    """Per-task placement and routing on a millinet scenario (see module docstring)."""
+    """Per-task placement and routing on a millinet scenario (see module docstring).
+
+    Keyword arguments: ``scenario``, ``background_policy``, ``render_mode`` and the fields of
+    :class:`EnvConfig` (``horizon``, ``agent_classes``, ``reward_weights``, ``latency_coef``);
+    a bad value raises :class:`~millinet.envs.errors.ConfigError` (a ``ValueError``) naming it.
+    """
 
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(
         self,
         scenario: str | dict | ScenarioConfig | Scenario = DEFAULT_SCENARIO,
-        horizon: int = 2048,
-        agent_classes: list[str] | tuple[str, ...] | None = None,
         background_policy: str | Callable[[Engine, Arrival], int] = "nearest",
-        reward_weights: dict[str, float] | None = None,
-        latency_coef: float = 0.01,
         render_mode: str | None = None,
+        **config: Any,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        agent_classes = list(agent_classes or CLASS_NAMES)
-        unknown = sorted(set(agent_classes) - set(CLASS_NAMES))
-        if unknown:
-            raise ValueError(f"unknown agent_classes {unknown}; known: {list(CLASS_NAMES)}")
+        self.config = validate(EnvConfig, config, "PlacementEnv", what="keyword mapping")
         if render_mode not in (None, "ansi"):
             # TypeError, not ValueError: SB3's make_vec_env asks for "rgb_array" and retries
             # without a render mode only on TypeError.
@@ -76,16 +114,13 @@ class PlacementEnv(gym.Env):
             background_policy = nearest_slot
         elif not callable(background_policy):
             raise ValueError("background_policy must be 'nearest' or a callable")
-        self.horizon = horizon
+        self.horizon = self.config.horizon
         self.render_mode = render_mode
-        self.latency_coef = float(latency_coef)
-        self._agent_cls = [name in agent_classes for name in CLASS_NAMES]
+        self.latency_coef = self.config.latency_coef
+        self._agent_cls = [name in self.config.agent_classes for name in CLASS_NAMES]
         self._background = background_policy
         weights = {n: c.weight for n, c in zip(CLASS_NAMES, self.scenario.classes)}
-        for name, w in (reward_weights or {}).items():
-            if name not in weights:
-                raise ValueError(f"reward_weights: unknown class {name!r}")
-            weights[name] = float(w)
+        weights.update(self.config.reward_weights or {})
         self._weight = [weights[n] for n in CLASS_NAMES]
         self.K = self.scenario.network.K
         self.action_space = gym.spaces.Discrete(self.K)
@@ -99,7 +134,7 @@ class PlacementEnv(gym.Env):
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.engine.reset(int(self.np_random.integers(2**31 - 1)))
+        self.engine.reset(int(self.np_random.integers(ENV_ENGINE_SEEDS)))
         self._decisions = 0
         self._harvested = 0
         self._arrival = self._next_decision()

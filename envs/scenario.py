@@ -8,22 +8,19 @@ file, the field and the reason; nothing is built half-way.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 import networkx as nx
-import yaml
-from pydantic import BaseModel, ValidationError
 
 from millinet.envs import config as schema
 from millinet.envs import generators
-from millinet.envs.errors import FieldError, ScenarioError, format_location
+from millinet.envs.errors import FieldError, ScenarioError
 from millinet.envs.graphml import load_graphml
 from millinet.envs.network import CompiledNetwork
 from millinet.envs.topology import Topology
+from millinet.envs.validation import read_yaml, validate
 from millinet.envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -36,103 +33,9 @@ def list_scenarios() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
-def _flatten(tp: Any) -> list[Any]:
-    """The alternatives of a field type: Annotated, Optional and Union unwrapped."""
-    if get_origin(tp) is Annotated:
-        return _flatten(get_args(tp)[0])
-    if get_origin(tp) in (Union, UnionType):
-        return [t for arg in get_args(tp) for t in _flatten(arg)]
-    return [] if tp is type(None) else [tp]
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _tags(model: type[BaseModel]) -> list[str]:
-    """Values of the Literal fields of a model (a discriminated union's tag is one of them)."""
-    out = []
-    for f in model.model_fields.values():
-        if get_origin(f.annotation) is Literal and len(get_args(f.annotation)) == 1:
-            out.append(get_args(f.annotation)[0])
-    return out
-
-
-def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
-    """Follow a pydantic error location through the schema.
-
-    Returns the location as written in the file (discriminated-union tags, which pydantic puts
-    into the location, are dropped) and the alternatives of the type the location ends at.
-    """
-    clean: list[Any] = []
-    types: list[Any] = [schema.ScenarioConfig]
-    for part in loc:
-        models = [t for t in types if _is_model(t)]
-        tagged = [m for m in models if isinstance(part, str) and part in _tags(m)]
-        if len(models) > 1 and tagged:  # a union tag, not a key of the file
-            types = tagged
-            continue
-        clean.append(part)
-        nxt: list[Any] = []
-        for t in types:
-            if _is_model(t) and isinstance(part, str) and part in t.model_fields:
-                nxt += _flatten(t.model_fields[part].annotation)
-            elif get_origin(t) is list and isinstance(part, int):
-                nxt += _flatten(get_args(t)[0])
-            elif get_origin(t) is dict and isinstance(part, str):
-                nxt += _flatten(get_args(t)[1])
-        types = nxt
-    return clean, types
-
-
-def _error_text(err: dict[str, Any]) -> tuple[str, str]:
-    """(field, reason) of one pydantic error, worded for someone editing the YAML file."""
-    loc, types = _walk(tuple(err["loc"]))
-    kind, msg, value = err["type"], err["msg"], err.get("input")
-    if kind == "extra_forbidden":
-        _, parent = _walk(tuple(err["loc"])[:-1])
-        known = sorted({k for t in parent if _is_model(t) for k in t.model_fields})
-        close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.75)
-        hint = (
-            f"did you mean {' or '.join(map(repr, close))}?"
-            if close
-            else f"known keys: {', '.join(known)}"
-        )
-        return format_location(loc), f"unknown key; {hint}"
-    if kind in ("union_tag_not_found", "union_tag_invalid"):
-        key = err["ctx"]["discriminator"].strip("'")
-        tags = ", ".join(repr(tag) for t in types if _is_model(t) for tag in _tags(t))
-        what = "missing" if kind == "union_tag_not_found" else f"unknown value {value[key]!r}"
-        return format_location([*loc, key]), f"{what}; expected one of {tags}"
-    if kind == "missing":
-        return format_location(loc), "required key is missing"
-    if kind == "too_short":
-        n = err["ctx"]["min_length"]
-        return format_location(
-            loc
-        ), f"needs at least {n} item(s), got {err['ctx']['actual_length']}"
-    if kind in ("model_attributes_type", "model_type", "dict_type"):
-        return format_location(loc), f"must be a mapping of keys to values (got {value!r})"
-    if kind == "value_error":
-        return format_location(loc), msg.removeprefix("Value error, ")
-    reason = msg.replace("Input should be", "must be")
-    if value is None or isinstance(value, (str, int, float, bool)):
-        reason += f" (got {value!r})"
-    return format_location(loc), reason
-
-
 def validate_config(data: Any, source: str) -> schema.ScenarioConfig:
     """Validate plain data as a scenario; the first error becomes a ``ScenarioError``."""
-    if not isinstance(data, dict):
-        raise ScenarioError(source, "", "a scenario must be a YAML mapping at the top level")
-    try:
-        return schema.ScenarioConfig.model_validate(data)
-    except ValidationError as exc:
-        # A misspelt key also makes the real key "missing": report the unknown key first.
-        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        field, reason = _error_text(errors[0])
-        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        raise ScenarioError(source, field, reason + more) from None
+    return validate(schema.ScenarioConfig, data, source, ScenarioError, what="scenario")
 
 
 def _deep_merge(base: dict, override: dict) -> dict:
@@ -144,49 +47,6 @@ def _deep_merge(base: dict, override: dict) -> dict:
         else:
             out[key] = value
     return out
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a key given twice in one mapping (PyYAML keeps the
-    last one silently, which would hide a setting)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _parse_yaml(path: Path) -> Any:
-    """The file's YAML content; every read or syntax problem is a one-line ScenarioError."""
-    if not path.is_file():
-        raise ScenarioError(str(path), "", "file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioError(str(path), "", "not a UTF-8 text file") from None
-    except OSError as exc:
-        raise ScenarioError(str(path), "", f"cannot read the file: {exc.strerror}") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = " ".join(str(exc.problem or exc.context or "syntax error").split())
-        raise ScenarioError(str(path), where, f"not valid YAML: {what}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(
-            str(path), "", f"not valid YAML: {' '.join(str(exc).split())}"
-        ) from None
 
 
 def _resolve_extends(data: dict, source: str, here: Path | None, chain: tuple[Path, ...]) -> dict:
@@ -221,7 +81,7 @@ def _resolve_extends(data: dict, source: str, here: Path | None, chain: tuple[Pa
 
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """Read a scenario file as plain data, resolving ``extends: <name or path>`` recursively."""
-    data = _parse_yaml(path)
+    data = read_yaml(path, ScenarioError)
     if data is None:
         raise ScenarioError(str(path), "", "the file is empty; a scenario is a YAML mapping")
     if not isinstance(data, dict):

@@ -1,41 +1,83 @@
-"""Seed ranges: evaluation seeds are disjoint from training seeds, by construction.
+"""The seed ranges of every protocol in millinet, in one table: disjoint by construction.
 
-A *seed* here is the workload seed of the engine (``Engine(scenario, seed)``,
-``millinet.envs.simulation.simulate(..., seed)``): it fixes every arrival and random fault.
+Two kinds of seed exist:
 
-* **Training** uses seeds below ``EVAL_SEED_BASE`` (= 2**31). The environment
-  ``PlacementEnv.reset(seed=s)`` draws its engine seed with ``np_random.integers(2**31 - 1)``,
-  so whatever seeds a trainer passes to ``reset``, every training episode runs on an engine
-  seed in [0, 2**31 - 1). Trainers that drive the engine directly must call
-  :func:`check_training_seed`.
-* **Evaluation** episode ``i`` uses engine seed ``EVAL_SEED_BASE + i`` (``eval_seeds``), which
-  no training episode can draw. (A base of, say, 1_000_000 would not do: the environment's
-  derived engine seeds cover the whole 31-bit range.)
+* an **engine seed** (``Engine(scenario, seed)``, ``simulate(..., seed)``) fixes every arrival
+  and random fault of an episode;
+* a **reset seed** (``PlacementEnv.reset(seed=s)``) seeds the env's generator, from which it
+  draws the engine seed with ``np_random.integers(ENV_ENGINE_SEEDS)``: always below 2**31.
+
+============  =====  ========================  ===============================================
+range         kind   seeds                     used for
+============  =====  ========================  ===============================================
+training      reset  [0, 900_000)              training episodes (drawn from the run seed)
+validation    reset  900_000 + i               evaluation during training, best-model choice
+report        reset  950_000 + i               a run's ``metrics.json``, sweep objectives
+test          engine 2**31 + i                 the evaluation harness (``millinet evaluate``)
+============  =====  ========================  ===============================================
+
+Every engine seed a training, validation or report episode can reach is below 2**31, so no
+test episode (engine seed >= 2**31) is ever trained on, tuned on, or used to pick a model.
 """
 
 from __future__ import annotations
 
-EVAL_SEED_BASE = 2**31
-"""First evaluation seed; every training (engine) seed is below it."""
+from dataclasses import dataclass
+from typing import Literal
+
+ENV_ENGINE_SEEDS = 2**31 - 1
+"""``PlacementEnv.reset`` draws engine seeds from [0, ENV_ENGINE_SEEDS)."""
+
+
+@dataclass(frozen=True)
+class SeedRange:
+    """Seeds ``start, start + 1, ...`` below ``stop`` of one protocol (see the module table)."""
+
+    name: str
+    kind: Literal["reset", "engine"]
+    start: int
+    stop: int
+
+    def seeds(self, n: int, offset: int = 0) -> list[int]:
+        """Seeds ``start + offset .. start + offset + n - 1``; ``ValueError`` outside the range."""
+        if n < 1 or offset < 0:
+            raise ValueError(f"need n >= 1 and offset >= 0, got n={n}, offset={offset}")
+        if self.start + offset + n > self.stop:
+            raise ValueError(
+                f"{self.name} seeds {self.start + offset} .. {self.start + offset + n - 1} leave "
+                f"the range [{self.start}, {self.stop})"
+            )
+        return [self.start + offset + i for i in range(n)]
+
+    def __contains__(self, seed: int) -> bool:
+        return self.start <= seed < self.stop
+
+
+TRAINING = SeedRange("training", "reset", 0, 900_000)
+VALIDATION = SeedRange("validation", "reset", 900_000, 950_000)
+REPORT = SeedRange("report", "reset", 950_000, 1_000_000)
+TEST = SeedRange("test", "engine", 2**31, 2**63)
+SEED_RANGES = {r.name: r for r in (TRAINING, VALIDATION, REPORT, TEST)}
+
+EVAL_SEED_BASE = TEST.start
+"""First test (evaluation) engine seed; every training engine seed is below it."""
 
 
 def eval_seeds(n: int, start: int = 0) -> list[int]:
-    """Engine seeds of evaluation episodes ``start .. start + n - 1``."""
-    if n < 1 or start < 0:
-        raise ValueError(f"need n >= 1 and start >= 0, got n={n}, start={start}")
-    return [EVAL_SEED_BASE + start + i for i in range(n)]
+    """Engine seeds of evaluation (test) episodes ``start .. start + n - 1``."""
+    return TEST.seeds(n, start)
 
 
 def is_eval_seed(seed: int) -> bool:
-    """True for seeds reserved for evaluation."""
-    return seed >= EVAL_SEED_BASE
+    """True for engine seeds reserved for evaluation."""
+    return seed in TEST
 
 
 def check_training_seed(seed: int) -> int:
-    """Return ``seed`` if it may be used for training; ``ValueError`` if it is reserved."""
+    """Return ``seed`` if it may drive a training engine; ``ValueError`` if it is reserved."""
     if not 0 <= seed < EVAL_SEED_BASE:
         raise ValueError(
             f"training seed {seed} is outside [0, {EVAL_SEED_BASE}); seeds from "
-            f"{EVAL_SEED_BASE} on are reserved for evaluation (envs/seeds.py)"
+            f"{EVAL_SEED_BASE} on are reserved for evaluation (millinet.envs.seeds)"
         )
     return seed

@@ -1,4 +1,8 @@
-"""Confidence intervals over evaluation seeds (numpy + scipy, seeded, vectorised).
+"""Statistics over seeds and runs, in one module: Student-t intervals, the bootstrap, paired
+differences (numpy + scipy, seeded, vectorised).
+
+The **t-interval** (:func:`mean_ci95`, :func:`t_half_width`, :func:`t_interval`) summarises a few
+training runs or episodes (a run's ``metrics.json``, learning curves across seeds).
 
 Every number the evaluation reports is the mean over seeds of a per-seed metric; its 95%
 interval is a **percentile bootstrap over seeds** (resample the seeds with replacement, take
@@ -13,6 +17,10 @@ the bootstrap", section 5.2): read the percentiles at ``Phi(-sqrt(n / (n - 1)) *
 alpha/2})`` instead of ``alpha/2``. For large n this is the plain percentile interval; for
 small n it matches the t-interval's width while keeping the bootstrap's asymmetry. Set
 ``expand=False`` for the plain one.
+
+Why not ``scipy.stats.bootstrap``: it has no expanded percentile interval, and the evaluation
+resamples one set of seed indices for every policy at once (rows stay paired), for thousands
+of cells per evaluation; both are a few lines of numpy here.
 
 Paired comparisons (two policies evaluated on the same seeds, hence the same arrivals) take the
 bootstrap of the per-seed *differences*: common random numbers make that interval much tighter
@@ -99,13 +107,30 @@ def paired_difference_ci(
     return bootstrap_ci(a - b, level=level, resamples=resamples, seed=seed)
 
 
-def t_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
-    """(mean, low, high): the classical Student-t interval of the mean (for reference/tests)."""
+def t_half_width(x: np.ndarray, axis: int = 0, level: float = LEVEL) -> np.ndarray:
+    """Half-width of the Student-t interval of the mean of ``x`` along ``axis`` (no NaNs)."""
     from scipy import stats as _st
 
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[axis]
+    if n < 2:
+        return np.full(np.delete(x.shape, axis), math.nan)
+    return _st.t.ppf(0.5 + level / 2.0, df=n - 1) * x.std(axis=axis, ddof=1) / math.sqrt(n)
+
+
+def mean_ci95(values) -> tuple[float, float]:
+    """Mean and half-width of its 95% Student-t interval (NaNs skipped; half-width NaN for
+    fewer than two values, both NaN for none)."""
+    x = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
+    if x.size == 0:
+        return math.nan, math.nan
+    return float(x.mean()), float(t_half_width(x))
+
+
+def t_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high): the classical Student-t interval of the mean (NaNs skipped)."""
     x = np.asarray(samples, dtype=np.float64)
     x = x[~np.isnan(x)]
-    n = x.size
     mean = float(x.mean())
-    half = _st.t.ppf(0.5 + level / 2.0, df=n - 1) * x.std(ddof=1) / math.sqrt(n)
-    return mean, mean - float(half), mean + float(half)
+    half = float(t_half_width(x, level=level))
+    return mean, mean - half, mean + half

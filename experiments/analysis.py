@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from millinet.agents.ppo import mean_ci95
+from millinet.envs.stats import mean_ci95, t_half_width
 
 CURVE_TAGS = ("eval/violation_rate_1ms", "millinet/violation_rate_1ms")
 """Learning curves drawn by default: held-out validation, then training episodes."""
@@ -133,12 +133,7 @@ def curve_band(
         grid = np.linspace(lo, hi, points)
     ys = np.vstack([np.interp(grid, s[0], s[1]) for s in series])
     mean = ys.mean(axis=0)
-    if len(series) > 1:
-        from scipy import stats
-
-        half = stats.t.ppf(0.975, len(series) - 1) * ys.std(axis=0, ddof=1) / math.sqrt(len(series))
-    else:
-        half = np.full_like(mean, np.nan)
+    half = t_half_width(ys, axis=0)
     return grid, mean, half, len(series)
 
 

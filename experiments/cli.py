@@ -11,10 +11,8 @@ import argparse
 import importlib
 import sys
 
-from millinet.agents.errors import CheckpointError
-from millinet.envs.errors import ScenarioError
+from millinet.envs.errors import MillinetError
 from millinet.experiments.errors import UserError
-from millinet.scheduler.manifest import PolicyFolderError
 
 COMMANDS = (
     "scenarios", "simulate", "evaluate", "train", "analyze", "sweep", "export", "serve",
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, UserError, CheckpointError, PolicyFolderError) as exc:
+    except MillinetError as exc:  # every user-facing error: one line, no traceback
         one_line = " ".join(str(exc).split())  # a message never spans lines
         print(f"millinet {args.command}: error: {one_line}", file=sys.stderr)
         return 2

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from millinet.envs.errors import MillinetError
 
-class UserError(Exception):
-    """A user-facing error: printed as one line, exit status 2, no traceback."""
+
+class UserError(MillinetError):
+    """A user-facing error of a command's arguments: printed as one line, exit status 2."""

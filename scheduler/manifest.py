@@ -23,7 +23,8 @@ An exported policy is a folder with two files:
 
 This module is the single definition of the format: the exporter (``agents/export.py``)
 writes what it declares and the runtime (``scheduler/runtime.py``) accepts only that. It
-imports nothing beyond the standard library and ``millinet.envs.features``.
+imports nothing beyond the standard library, ``millinet.envs.features`` and
+``millinet.envs.errors``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from millinet.envs.errors import MillinetError
 from millinet.envs.features import (
     CANDIDATE_FEATURES,
     CLASS_NAMES,
@@ -61,7 +63,7 @@ MASKED_LOGIT = -1e8
 """Logit given to infeasible slots before the argmax and softmax (as sb3-contrib)."""
 
 
-class PolicyFolderError(Exception):
+class PolicyFolderError(MillinetError):
     """An exported-policy folder cannot be used; the message says which file and why."""
 
 

@@ -34,7 +34,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from millinet.envs.features import SITE_TIERS, TASK_FIELDS, featurize_rows
+from millinet.envs.features import (
+    EMPTY_TELEMETRY_ROW,
+    SITE_TIERS,
+    TASK_FIELDS,
+    featurize_rows,
+)
 from millinet.scheduler.runtime import ExportedPolicy, load_policy_folder
 
 log = logging.getLogger("millinet.scheduler")
@@ -59,7 +64,6 @@ _Count = Annotated[
 _Id = Annotated[str | None, Field(default=None, max_length=MAX_ID)]
 _STRICT = ConfigDict(strict=True, extra="forbid")
 _TIER_INDEX = {name: i for i, name in enumerate(SITE_TIERS)}
-_EMPTY_ROW = (0.0,) * 8 + (-1.0, 0.0)  # telemetry of an empty slot (tier -1)
 
 
 class Candidate(BaseModel):
@@ -163,7 +167,7 @@ def create_app(
         mask: list[bool] = []
         for c in req.candidates:
             if c is None:
-                rows.append(_EMPTY_ROW)
+                rows.append(EMPTY_TELEMETRY_ROW)
                 mask.append(False)
             else:
                 rows.append((
@@ -173,7 +177,7 @@ def create_app(
                 ))  # fmt: skip
                 mask.append(c.valid)
         pad = K - len(rows)
-        return featurize_rows(task, rows + [_EMPTY_ROW] * pad), mask + [False] * pad
+        return featurize_rows(task, rows + [EMPTY_TELEMETRY_ROW] * pad), mask + [False] * pad
 
     def answer(req: DecideRequest, d) -> Decision:
         cand = req.candidates[d.slot] if d.slot is not None else None

@@ -22,11 +22,12 @@ def make_run(run_dir: Path, timesteps: int = 1024, seed: int = 0, norm_obs: bool
     """Train MaskablePPO briefly on Placement-v0 and save it in the run-folder layout."""
     import gymnasium
     import torch
-    import yaml
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     import millinet.envs  # noqa: F401  (registers millinet/Placement-v0)
+    from millinet.agents.run_folder import dump_run_config
+    from millinet.agents.train_config import validate_train_config
 
     torch.set_num_threads(1)
     env_kwargs = {"scenario": "sunflower-metro", "horizon": HORIZON}
@@ -43,15 +44,19 @@ def make_run(run_dir: Path, timesteps: int = 1024, seed: int = 0, norm_obs: bool
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
         model.save(run_dir / sub / name)
         venv.save(run_dir / sub / "vecnormalize.pkl")
-    config = {
-        "name": run_dir.name,
-        "scenario": "sunflower-metro",
-        "seed": seed,
-        "env": env_kwargs,
-        "ppo": {"total_timesteps": timesteps, **hp},
-        "vecnormalize": {"norm_obs": norm_obs, "norm_reward": True},
-    }
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    config = validate_train_config(
+        {
+            "scenario": "sunflower-metro",
+            "seed": seed,
+            "total_timesteps": timesteps,
+            "n_envs": 1,
+            "env": {"horizon": HORIZON},
+            "ppo": hp,
+            "normalize": {"norm_obs": norm_obs, "norm_reward": True},
+        },
+        "make_run",
+    )
+    dump_run_config(config, run_dir / "config.yaml")
     (run_dir / "metrics.json").write_text(
         json.dumps({"timesteps": timesteps, "eval": {"violation_rate_1ms": 0.5}})
     )

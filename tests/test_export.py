@@ -19,7 +19,7 @@ import torch
 import yaml
 from _export_fixtures import collect_env_samples, shared_run
 
-from millinet.agents.export import load_run
+from millinet.agents.run_folder import load_checkpoint
 from millinet.envs.features import CLASS_NAMES, FEATURES_VERSION, TASK_FIELDS, TELEMETRY_FIELDS
 from millinet.experiments.cli import main as cli
 from millinet.scheduler.manifest import sha256_file
@@ -79,7 +79,7 @@ def test_parity_with_sb3_on_env_observations(exported):
     all_obs = np.concatenate([obs, obs])
     all_masks = np.concatenate([env_masks, rand_masks])
 
-    run = load_run(run_dir, "best")
+    run = load_checkpoint(run_dir, "best")
     ref_actions, ref_raw, ref_log_probs, ref_probs = sb3_reference(run, all_obs, all_masks)
     policy = load_policy_folder(out)
     actions, logits, probs = policy.infer(all_obs, all_masks)
@@ -133,7 +133,7 @@ def test_parity_without_observation_normalisation(exported, tmp_path, how):
     assert m["normalisation"]["applied"] == "none"
     assert m["source"]["model_file"] == "final/model.zip"
     obs, masks = collect_env_samples(2000, seeds=(7,))
-    run = load_run(run2, "last")
+    run = load_checkpoint(run2, "last")
     ref_actions, ref_raw, _, _ = sb3_reference(run, obs, masks)
     actions, logits, _ = load_policy_folder(out).infer(obs, masks)
     assert (actions == ref_actions).all()

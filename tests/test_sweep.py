@@ -557,35 +557,6 @@ def _stop_process_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def test_compare_summary_pairs_by_seed_and_episode():
-    from millinet.experiments.sweep.compare import report, summarize
-
-    def run(label, seed, v1):
-        return {
-            "label": label,
-            "config": f"{label}.yaml",
-            "seed": seed,
-            "train_wall_s": 1.0,
-            "violation_rate_1ms": v1,
-            "violation_rate": [x / 2 for x in v1],
-        }
-
-    runs = [
-        run("default", 1, [0.02, 0.04]),
-        run("default", 2, [0.03, 0.05]),
-        run("tuned", 1, [0.01, 0.02]),
-        run("tuned", 2, [0.01, 0.03]),
-    ]
-    s = summarize(runs, ["default", "tuned"])
-    m, h, n = s["configs"]["default"]["violation_rate_1ms"]["across_seeds"]
-    assert (m, n) == (pytest.approx(0.035), 2)
-    assert s["configs"]["tuned"]["violation_rate_1ms"]["per_seed"] == pytest.approx([0.015, 0.02])
-    dm, dh, dn = s["paired"]["tuned"]
-    assert dn == 4 and dm == pytest.approx(-0.0175)
-    text = report(s)
-    assert "| tuned (`tuned.yaml`) | 1, 2 |" in text and "Paired difference tuned − default" in text
-
-
 def test_outputs_from_a_result_grid_with_stopped_and_errored_trials(tmp_path):
     """write_outputs on stand-ins for Tune's Result objects: ranking, statuses, best config."""
     import pandas as pd
@@ -649,24 +620,15 @@ def test_interrupted_sweep_is_told_apart_from_a_finished_one(tmp_path):
     from millinet.experiments.sweep.driver import SweepInterruptedError, _check_finished
 
     spec = load_sweep_config(sweep_yaml(tmp_path, num_samples=3, time_budget_s=600))
-    exp = spec.experiment_dir()
-    exp.mkdir(parents=True)
-
-    def state(*statuses):
-        trials = [
-            [json.dumps({"trial_id": f"x_{i}", "status": s}), "{}"] for i, s in enumerate(statuses)
-        ]
-        (exp / "experiment_state-1.json").write_text(json.dumps({"trial_data": trials}))
 
     class Results:
         num_errors = 0
 
-    state("TERMINATED", "TERMINATED", "ERROR")
-    _check_finished(spec, Results(), elapsed=10)
-    state("TERMINATED", "RUNNING")  # + one sample never created
+    _check_finished(spec, Results(), 10, ["TERMINATED", "TERMINATED", "ERROR"])
+    running = ["TERMINATED", "RUNNING"]  # + one sample never created
     with pytest.raises(SweepInterruptedError, match="2 trial.s. unfinished.*--resume"):
-        _check_finished(spec, Results(), elapsed=10)
-    _check_finished(spec, Results(), elapsed=600)  # time budget: a note, no error
+        _check_finished(spec, Results(), 10, running)
+    _check_finished(spec, Results(), 600, running)  # time budget: a note, no error
 
 
 def test_report_row_means_over_seeds_and_smooths_over_chunks():

@@ -11,14 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from millinet.agents.ppo import (
-    CheckpointError,
-    CheckpointNotFoundError,
-    Trainer,
-    load_run_policy,
-    policy_from_model,
-)
-from millinet.agents.train_config import ConfigError, load_train_config, validate_train_config
+from millinet.agents.errors import CheckpointError, CheckpointNotFoundError
+from millinet.agents.inference import load_run_policy, policy_from_model
+from millinet.agents.ppo import Trainer
+from millinet.agents.train_config import load_train_config, validate_train_config
+from millinet.envs.errors import ConfigError
 from millinet.experiments.cli import main
 
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "ppo_tiny.yaml"
@@ -283,16 +280,16 @@ def test_warm_start_imitates_teacher_and_time_limit_stops(tmp_path):
 
 def test_policy_spec_selects_a_run_checkpoint(run):
     """``RUN@last`` / ``RUN@<steps>`` pick that checkpoint; bad suffixes are one clear line."""
+    from millinet.agents.errors import CheckpointError
     from millinet.agents.specs import load_policy
     from millinet.envs.scenario import load_scenario
-    from millinet.experiments.errors import UserError
 
     root, _, _ = run
     scenario = load_scenario("sunflower-metro")
     assert load_policy(str(root), scenario).name.endswith(":best")
     assert load_policy(f"{root}@last", scenario).name.endswith(":last")
     assert load_policy(f"{root}@512", scenario).name.endswith(":512")
-    with pytest.raises(UserError, match="unknown checkpoint .newest.; use @best, @last"):
+    with pytest.raises(CheckpointError, match="unknown checkpoint .newest.; use @best, @last"):
         load_policy(f"{root}@newest", scenario)
     with pytest.raises(CheckpointNotFoundError, match="pretrained.model.zip"):  # no BC start
         load_policy(f"{root}@pretrained", scenario)

@@ -48,8 +48,16 @@ TARGETS = {
 }
 
 
-def _log(msg: str) -> None:
-    print(f"bench sim: {msg}", file=sys.stderr, flush=True)
+def bench_log(name: str) -> Callable[[str], None]:
+    """A progress printer for ``millinet bench <name>`` (stderr, flushed)."""
+
+    def log(msg: str) -> None:
+        print(f"bench {name}: {msg}", file=sys.stderr, flush=True)
+
+    return log
+
+
+_log = bench_log("sim")
 
 
 # --------------------------------------------------------------------------- traces

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import gc
 import statistics
-import sys
 import time
 
 import numpy as np
 
 from millinet.envs.placement_env import PlacementEnv
 from millinet.envs.scenario import DEFAULT_SCENARIO, load_scenario
-from millinet.experiments.bench.benchmarks import grid_city, machine_info, write_result
+from millinet.experiments.bench.benchmarks import (
+    bench_log,
+    grid_city,
+    machine_info,
+    write_result,
+)
 
 TARGETS = {
     "decisions_per_s_min": 30_000,
@@ -32,8 +36,7 @@ TARGETS = {
 }
 
 
-def _log(msg: str) -> None:
-    print(f"bench env: {msg}", file=sys.stderr, flush=True)
+_log = bench_log("env")
 
 
 def decisions_per_second(env: PlacementEnv, steps: int, seed: int) -> float:

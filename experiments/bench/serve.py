@@ -67,11 +67,12 @@ def make_untrained_run(run_dir: Path, inputs) -> Path:
     """A run folder (best/ and final/) with an untrained default MaskablePPO and VecNormalize
     statistics of the given inputs' observations."""
     import gymnasium
-    import yaml
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     import millinet.envs  # noqa: F401  (registers the env)
+    from millinet.agents.run_folder import dump_run_config
+    from millinet.agents.train_config import validate_train_config
     from millinet.envs.features import featurize_rows
 
     venv = VecNormalize(DummyVecEnv([lambda: gymnasium.make("millinet/Placement-v0")]))
@@ -81,8 +82,8 @@ def make_untrained_run(run_dir: Path, inputs) -> Path:
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
         model.save(run_dir / sub / name)
         venv.save(run_dir / sub / "vecnormalize.pkl")
-    (run_dir / "config.yaml").write_text(
-        yaml.safe_dump({"scenario": "sunflower-metro", "note": "untrained, for benchmarks"})
+    dump_run_config(
+        validate_train_config({"tag": "untrained"}, "bench serve"), run_dir / "config.yaml"
     )
     venv.close()
     return run_dir
@@ -130,14 +131,15 @@ def time_calls(fn: Callable, inputs, n: int, warmup: int = 1000) -> dict:
 def bench_in_process(folder: Path, run_dir: Path, inputs, n: int) -> dict:
     import torch
 
-    from millinet.agents.export import ExportGraph, SB3PredictPolicy, load_run
+    from millinet.agents.export import ExportGraph, SB3PredictPolicy
+    from millinet.agents.run_folder import load_checkpoint
     from millinet.envs.features import featurize, featurize_rows
     from millinet.scheduler.runtime import load_policy_folder
 
     torch.set_num_threads(1)
     policy = load_policy_folder(folder, threads=1)
     arrays = [(np.array(t), np.array(r), m) for t, r, m in inputs]
-    run = load_run(run_dir, "best")
+    run = load_checkpoint(run_dir, "best")
     torch_policy = SB3PredictPolicy(run)
     graph = ExportGraph(run).eval()
 

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from millinet.envs.errors import require_extra
+
+    require_extra("train", "millinet analyze")
     from millinet.experiments.analysis import AnalysisError, analyze
     from millinet.experiments.errors import UserError
 

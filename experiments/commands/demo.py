@@ -90,6 +90,9 @@ def _table(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from millinet.envs.errors import require_extra
+
+    require_extra("train", "millinet demo")
     from millinet.agents.ppo import Trainer
     from millinet.agents.train_config import load_train_config
     from millinet.experiments.analysis import load_run, plot_curves

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shlex
 import sys
 import time
@@ -148,6 +149,13 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.no_plots and importlib.util.find_spec("matplotlib") is None:
+        from millinet.envs.errors import MissingExtraError
+
+        raise MissingExtraError(
+            "millinet evaluate's plots need matplotlib (the 'train' extra): "
+            "pip install 'millinet[train]', or pass --no-plots"
+        )
     from millinet.agents.heuristics import HEURISTICS
     from millinet.envs.scenario import DEFAULT_SCENARIO, list_scenarios
     from millinet.experiments.errors import UserError

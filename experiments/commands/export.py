@@ -17,22 +17,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--checkpoint",
-        choices=("best", "last"),
         default="best",
-        help="best/best_model.zip (default) or final/model.zip",
+        help="best (default, best validation reward), last, pretrained (the behaviour-cloned "
+        "start) or a step count of checkpoints/",
     )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from millinet.agents.export import ExportError, export_policy
-    from millinet.experiments.errors import UserError
+    from millinet.envs.errors import require_extra
 
-    try:
-        manifest = export_policy(args.run_dir, args.out, args.checkpoint, args.opset)
-    except ExportError as exc:
-        raise UserError(str(exc)) from exc
+    require_extra("export", "millinet export")
+    from millinet.agents.export import export_policy
+
+    manifest = export_policy(args.run_dir, args.out, args.checkpoint, args.opset)
     check = manifest["model"]["export_check"]
     print(
         f"exported {manifest['model_version']} -> {args.out} (K = {manifest['K']}, "

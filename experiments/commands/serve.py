@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from millinet.envs.errors import require_extra
+
+    require_extra("serve", "millinet serve")
     from millinet.experiments.errors import UserError
     from millinet.scheduler.runtime import PolicyFolderError
     from millinet.scheduler.service import serve

@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from millinet.envs.errors import require_extra
+
+    require_extra("sweep", "millinet sweep")
     from millinet.experiments.cli import UserError
     from millinet.experiments.sweep.config import load_sweep_config
     from millinet.experiments.sweep.driver import SweepError, SweepInterruptedError, run_sweep

@@ -67,6 +67,9 @@ def _interrupt_on_sigterm() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from millinet.envs.errors import require_extra
+
+    require_extra("train", "millinet train")
     from millinet.agents.ppo import train
     from millinet.agents.train_config import load_train_config
 

@@ -345,9 +345,11 @@ def _cell(x: Any) -> Any:
 def write_outputs(
     ev: Evaluation, out: Path, plots: bool = True, command: str | None = None
 ) -> list[Path]:
-    """Write per_seed.csv, summary.csv, summary.md, run.json and the plots into ``out``.
+    """Write per_seed.csv, summary.csv, summary.md, run.json and the plots into ``out``, and
+    groups.csv when trained runs of one experiment were evaluated (``evaluation.groups``).
 
     ``command`` (the command line that made them) heads summary.md and goes into run.json."""
+    from millinet.experiments.evaluation.groups import group_runs, markdown_groups, write_groups_csv
     from millinet.experiments.evaluation.report import markdown_summary
 
     out.mkdir(parents=True, exist_ok=True)
@@ -357,7 +359,15 @@ def write_outputs(
     head = f"# {ev.scenario}: policy evaluation\n\n"
     if command:
         head += f"```bash\n{command}\n```\n\n"
-    paths[2].write_text(head + markdown_summary(ev, image_dir="." if plots else None) + "\n")
+    body = markdown_summary(ev, image_dir="." if plots else None)
+    groups = group_runs(ev)
+    if groups:
+        body += "\n\n## Experiments (runs grouped by training seed)\n\n" + markdown_groups(
+            groups, len(ev.seeds)
+        )
+        paths.append(out / "groups.csv")
+        write_groups_csv(groups, ev.scenario, paths[-1])
+    paths[2].write_text(head + body + "\n")
     meta = {
         "command": command,
         "scenario": ev.scenario,

@@ -24,6 +24,7 @@ import numpy as np
 from millinet.agents.pretrain import EarliestFinish
 from millinet.envs.features import EST_LATENCY, candidate_matrix
 from millinet.envs.placement_env import PlacementEnv
+from millinet.envs.seeds import REPORT
 
 
 class Nearest:
@@ -40,7 +41,7 @@ def main(policy: str = "earliest-finish", episodes: int = 3, horizon: int = 8192
     delays, per_step, own_share = [], [], []
     missed_predicted_ok, missed = 0, 0
     for ep in range(episodes):
-        obs, _ = env.reset(seed=950_000 + ep)
+        obs, _ = env.reset(seed=REPORT.start + ep)
         decided: dict[int, int] = {}
         rewards, own = [], np.zeros(horizon)
         seen = 0

@@ -25,6 +25,7 @@ from millinet.agents.heuristics import deadline_us_of
 from millinet.agents.specs import load_policy
 from millinet.envs.placement_env import PlacementEnv
 from millinet.envs.scenario import load_scenario
+from millinet.envs.seeds import REPORT
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
     top_prob = {i: [] for i in entropy}
     tight: list[bool] = []  # the decided task has a 1 ms deadline
     for episode in range(args.episodes):
-        obs, _ = env.reset(seed=950_000 + episode)
+        obs, _ = env.reset(seed=REPORT.start + episode)
         truncated = False
         while not truncated:
             mask = env.action_masks()

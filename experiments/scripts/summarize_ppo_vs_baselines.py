@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from millinet.agents.ppo import mean_ci95
+from millinet.envs.stats import mean_ci95
 from millinet.experiments.analysis import group_key
 
 

@@ -34,16 +34,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from millinet.agents.train_config import (
-    ConfigError,
     DottedKeyError,
     TrainConfig,
     set_dotted,
     validate_train_config,
 )
+from millinet.envs.errors import ConfigError
+from millinet.envs.validation import StrictModel, read_yaml, validate
 
 SWEEP_METRICS = ("violation_rate_1ms", "violation_rate")
 OBJECTIVE = "objective"
@@ -76,11 +76,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SchedulerSettings(_Strict):
+class SchedulerSettings(StrictModel):
     """Trial scheduler. Time is counted in chunks (Tune's ``training_iteration``)."""
 
     type: Literal["asha", "pbt", "fifo"] = Field(
@@ -102,7 +98,7 @@ class SchedulerSettings(_Strict):
     )
 
 
-class SearchSettings(_Strict):
+class SearchSettings(StrictModel):
     """How new configurations are proposed."""
 
     algorithm: Literal["random", "optuna"] = Field(
@@ -114,7 +110,7 @@ class SearchSettings(_Strict):
     )
 
 
-class ObjectiveSettings(_Strict):
+class ObjectiveSettings(StrictModel):
     """``objective = violation_rate_1ms + secondary_weight * violation_rate`` (min), measured on
     held-out report episodes after each chunk. The default weight makes the overall violation
     rate a tie-break: 1 point of 1 ms violations outweighs 100 points of overall violations."""
@@ -127,7 +123,7 @@ class ObjectiveSettings(_Strict):
     )
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictModel):
     """A Ray Tune sweep over a training config (see module docstring)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="sweep folder name")
@@ -394,29 +390,12 @@ def load_sweep_config(path: str | Path) -> SweepSpec:
     """Read and validate a sweep YAML, its base training config and every corner of its
     search space. Any problem raises :class:`ConfigError` naming the file and field."""
     path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise ConfigError(source, "", "file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, "", f"not valid YAML: {exc}") from None
-    return validate_sweep_config(data, source, path.parent)
+    return validate_sweep_config(read_yaml(path), str(path), path.parent)
 
 
 def validate_sweep_config(data: Any, source: str, base_dir: Path | None = None) -> SweepSpec:
     """Validate plain sweep data (see :func:`load_sweep_config`)."""
-    if not isinstance(data, dict):
-        raise ConfigError(source, "", "a sweep config must be a YAML mapping at the top level")
-    try:
-        cfg = SweepConfig.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        raise ConfigError(source, loc, reason + more) from None
+    cfg = validate(SweepConfig, data, source, what="sweep config")
     base = _base_train_data(cfg, source, base_dir or Path("."))
     protocol = {k: copy.deepcopy(base[k]) for k in PROTOCOL_KEYS if k in base}
     params = [parse_param(k, v, source) for k, v in cfg.space.items()]
@@ -473,13 +452,13 @@ def _base_train_data(cfg: SweepConfig, source: str, base_dir: Path) -> dict[str,
         return copy.deepcopy(cfg.train)
     candidates = [Path(cfg.train)]
     if not Path(cfg.train).is_absolute():
-        candidates = [base_dir / cfg.train, Path(cfg.train)]
+        candidates = list(dict.fromkeys([base_dir / cfg.train, Path(cfg.train)]))
     for cand in candidates:
         if cand.is_file():
             try:
-                data = yaml.safe_load(cand.read_text())
-            except yaml.YAMLError as exc:
-                raise ConfigError(source, "train", f"{cand}: not valid YAML: {exc}") from None
+                data = read_yaml(cand)
+            except ConfigError as exc:
+                raise ConfigError(source, "train", str(exc)) from None
             if data is None:
                 return {}
             if not isinstance(data, dict):
@@ -490,7 +469,10 @@ def _base_train_data(cfg: SweepConfig, source: str, base_dir: Path) -> dict[str,
                 raise ConfigError(source, "train", str(exc)) from None
             return data
     raise ConfigError(
-        source, "train", f"training config {cfg.train!r} not found (looked in {base_dir} and .)"
+        source,
+        "train",
+        f"training config {cfg.train!r} not found (looked for "
+        f"{' and '.join(str(c.resolve()) for c in candidates)})",
     )
 
 

@@ -406,32 +406,38 @@ def run_sweep(
         results = tuner.fit()
         elapsed = time.monotonic() - t0
         paths = write_outputs(spec, results)
-        _check_finished(spec, results, elapsed)
+        _check_finished(spec, results, elapsed, trial_statuses(spec))
         return paths
     finally:
         ray.shutdown()
 
 
-def unfinished_trials(spec: SweepSpec) -> int:
-    """Trials the saved experiment state (what ``--resume`` reads) shows as not finished:
-    pending, running or paused, plus samples not yet created."""
-    import json
+def trial_statuses(spec: SweepSpec) -> list[str]:
+    """Status of each trial in the saved experiment (what ``--resume`` reads), through Tune's
+    public ``ExperimentAnalysis``; empty before any state is saved."""
+    from ray.tune import ExperimentAnalysis
+
+    if not spec.experiment_dir().is_dir():
+        return []
+    try:
+        return [t.status for t in ExperimentAnalysis(str(spec.experiment_dir())).trials]
+    except (ValueError, FileNotFoundError):  # no experiment state saved yet
+        return []
+
+
+def unfinished_trials(spec: SweepSpec, statuses: list[str]) -> int:
+    """Trials not finished: pending, running or paused, plus samples not yet created."""
     import math
 
-    # Newest by the session timestamp in the name (mtimes change when Ray syncs the folder).
-    files = sorted(spec.experiment_dir().glob("experiment_state-*.json"))
-    if not files:
-        return 0
-    trials = json.loads(files[-1].read_text())["trial_data"]
-    statuses = [json.loads(state)["status"] for state, _ in trials]
     grid = math.prod(len(p.args) for p in spec.params if p.kind == "grid")
     missing = max(spec.cfg.num_samples * grid - len(statuses), 0)
     return sum(s not in ("TERMINATED", "ERROR") for s in statuses) + missing
 
 
-def _check_finished(spec: SweepSpec, results, elapsed: float) -> None:
-    """Say what did not finish; raise :class:`SweepInterruptedError` if the run was stopped
-    before its end (not by its ``time_budget_s``)."""
+def _check_finished(spec: SweepSpec, results, elapsed: float, statuses: list[str]) -> None:
+    """Say what did not finish (``statuses``: :func:`trial_statuses`); raise
+    :class:`SweepInterruptedError` if the run was stopped before its end (not by its
+    ``time_budget_s``)."""
     resume = f"millinet sweep --config {spec.source} --resume"
     if results.num_errors:
         print(
@@ -439,7 +445,7 @@ def _check_finished(spec: SweepSpec, results, elapsed: float) -> None:
             f"`{resume}` retries them from their last checkpoint",
             flush=True,
         )
-    unfinished = unfinished_trials(spec)
+    unfinished = unfinished_trials(spec, statuses)
     if unfinished <= 0:
         return
     budget = spec.cfg.time_budget_s

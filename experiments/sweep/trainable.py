@@ -3,7 +3,7 @@
 Each trial is an ordinary training run driven through :class:`millinet.agents.ppo.Trainer`, the same
 code path as ``millinet train`` (``Trainer.create`` once, then ``Trainer.train(chunk)`` per
 Tune iteration). After each chunk the trainer evaluates the last model on held-out report
-episodes (``millinet.agents.ppo.REPORT_SEED_BASE + i``, never trained on), and the trial reports
+episodes (``millinet.envs.seeds.REPORT``, never trained on), and the trial reports
 ``violation_rate_1ms``, ``violation_rate`` and the
 :data:`~millinet.experiments.sweep.config.OBJECTIVE` with a Tune checkpoint.
 
@@ -67,7 +67,7 @@ def report_row(
     ``objective`` is the mean over seeds, averaged over the last ``average_last`` chunks
     (``history``, the unsmoothed values of the earlier chunks, is appended to);
     ``objective_chunk`` is this chunk's value alone."""
-    from millinet.agents.ppo import mean_ci95
+    from millinet.envs.stats import mean_ci95
 
     rows = [_run_row(m, chunk, secondary_weight) for m in metrics]
     row: dict[str, Any] = {}
@@ -190,8 +190,7 @@ def restore_run_folder(checkpoint_dir: Path, root: Path, cfg) -> int:
     ``Trainer.resume`` picks the checkpoint's model even when ``root`` holds newer steps of
     its own (a PBT trial that exploits another trial).
     """
-    from millinet.agents.ppo import RunPaths
-    from millinet.agents.train_config import dump_train_config
+    from millinet.agents.run_folder import RunPaths, dump_run_config
 
     paths = RunPaths(root)
     for stale in (paths.checkpoints, paths.final_dir, paths.best_dir):
@@ -203,7 +202,7 @@ def restore_run_folder(checkpoint_dir: Path, root: Path, cfg) -> int:
         shutil.copytree(checkpoint_dir / "best", paths.best_dir)
     if (checkpoint_dir / "metrics.json").is_file():
         shutil.copy2(checkpoint_dir / "metrics.json", paths.metrics)
-    dump_train_config(cfg, paths.config)
+    dump_run_config(cfg, paths.config)
     state = json.loads((checkpoint_dir / STATE_FILE).read_text())
     return int(state["chunk"])
 

@@ -1,0 +1,266 @@
+"""The run folder: the one contract between training and everything that reads a run.
+
+A run lives in ``<runs_dir>/<run-name>/`` (name: :func:`run_name`)::
+
+    config.yaml                      the resolved TrainConfig (what ran; --resume reads it)
+    tb/                              TensorBoard event files (see agents/callbacks.py for tags)
+    checkpoints/model_<steps>_steps.zip, vecnormalize_<steps>_steps.pkl
+    best/best_model.zip, best/vecnormalize.pkl, best/best.json   best validation reward
+    final/model.zip, final/vecnormalize.pkl                      the last model
+    pretrained/model.zip, pretrained/vecnormalize.pkl            behaviour-cloned start (optional)
+    metrics.json                     held-out metrics of the last and the best model
+
+A *checkpoint name* is ``best``, ``last``, ``pretrained`` or a step count (``"20480"``).
+:func:`load_checkpoint` loads any of them, with its normalisation statistics, for every reader:
+evaluation and simulation (``millinet.agents.inference``), export, the service benchmark and
+resume. Every problem is a :class:`~millinet.agents.errors.CheckpointError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from millinet.agents.errors import CheckpointError, CheckpointNotFoundError
+from millinet.agents.train_config import TrainConfig, validate_train_config
+from millinet.envs.errors import ConfigError
+from millinet.envs.features import observation_size
+from millinet.envs.validation import read_yaml
+
+CHECKPOINTS = ("best", "last", "pretrained")
+"""Named checkpoints of a run; a step count names a periodic one."""
+
+
+def is_checkpoint_name(checkpoint: str) -> bool:
+    """Whether ``checkpoint`` names a run checkpoint: one of ``CHECKPOINTS`` or a step count."""
+    return checkpoint in CHECKPOINTS or str(checkpoint).isdigit()
+
+
+def check_checkpoint_name(checkpoint: str, where: str) -> str:
+    """``checkpoint`` if it names a checkpoint; else a :class:`CheckpointError` naming ``where``."""
+    if not is_checkpoint_name(checkpoint):
+        raise CheckpointError(
+            f"{where}: unknown checkpoint {checkpoint!r}; use "
+            f"{', '.join('@' + c for c in CHECKPOINTS)} or @<steps>"
+        )
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of a run folder."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def tb(self) -> Path:
+        return self.root / "tb"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def best_dir(self) -> Path:
+        return self.root / "best"
+
+    @property
+    def final_dir(self) -> Path:
+        return self.root / "final"
+
+    @property
+    def pretrained_dir(self) -> Path:
+        return self.root / "pretrained"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    def model(self, checkpoint: str) -> tuple[Path, Path]:
+        """(model zip, vecnormalize pkl) of ``best``, ``last``, ``pretrained`` or a step count."""
+        if checkpoint == "best":
+            return self.best_dir / "best_model.zip", self.best_dir / "vecnormalize.pkl"
+        if checkpoint == "last":
+            return self.final_dir / "model.zip", self.final_dir / "vecnormalize.pkl"
+        if checkpoint == "pretrained":  # the behaviour-cloned start (pretrain.teacher only)
+            return self.pretrained_dir / "model.zip", self.pretrained_dir / "vecnormalize.pkl"
+        steps = int(checkpoint)
+        return (
+            self.checkpoints / f"model_{steps}_steps.zip",
+            self.checkpoints / f"vecnormalize_{steps}_steps.pkl",
+        )
+
+    def latest_checkpoint(self) -> int | None:
+        """Step count of the newest periodic checkpoint, or None."""
+        steps = [
+            int(p.stem.split("_")[1])
+            for p in self.checkpoints.glob("model_*_steps.zip")
+            if p.stem.split("_")[1].isdigit()
+        ]
+        return max(steps) if steps else None
+
+    def is_run(self) -> bool:
+        """Whether the folder looks like a run: a config and some model."""
+        return self.config.is_file() and (self.checkpoints.is_dir() or self.best_dir.is_dir())
+
+
+def scenario_label(cfg: TrainConfig) -> str:
+    """Short scenario name for run names: the shipped name or the YAML file's stem."""
+    return Path(cfg.scenario).stem if cfg.scenario.endswith((".yaml", ".yml")) else cfg.scenario
+
+
+def run_name(cfg: TrainConfig, when: float | None = None) -> str:
+    """``<scenario>_<algo>[-<tag>]_s<seed>_<YYYYmmdd-HHMMSS>``, e.g.
+    ``sunflower-metro_maskppo-warm_s0_20261126-113000``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    algo = f"{cfg.algo}-{cfg.tag}" if cfg.tag else cfg.algo
+    return f"{scenario_label(cfg)}_{algo}_s{cfg.seed}_{stamp}"
+
+
+def dump_run_config(cfg: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (readable by :func:`read_run_config`)."""
+    Path(path).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved config of a run folder."""
+    path = RunPaths(Path(run_dir)).config
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"{path}: missing (is {run_dir} a millinet run folder?)")
+    return validate_train_config(read_yaml(path), str(path))
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``metrics.json``, or None if it has none yet."""
+    path = RunPaths(Path(run_dir)).metrics
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+
+
+def algo_class(algo: str):
+    """The SB3 class of a config's ``algo``: MaskablePPO or PPO."""
+    if algo == "maskppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO
+    from stable_baselines3 import PPO
+
+    return PPO
+
+
+def load_model(cfg: TrainConfig, path: Path, env=None):
+    """The SB3 model saved at ``path`` (on CPU), attached to ``env`` if given."""
+    if not path.is_file():
+        raise CheckpointNotFoundError(
+            f"{path}: missing (is the run finished, this checkpoint saved?)"
+        )
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a model zip, the file is truncated or corrupted")
+    try:
+        return algo_class(cfg.algo).load(str(path), env=env, device="cpu")
+    except Exception as exc:  # SB3 raises assertions, zip, pickle and torch errors alike
+        raise CheckpointError(
+            f"{path}: cannot load the model, the file is truncated or corrupted or was saved "
+            f"for another algorithm or env ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def load_vecnormalize(path: Path):
+    """The ``VecNormalize`` statistics pickled at ``path`` (no venv attached)."""
+    if not path.is_file():
+        raise CheckpointNotFoundError(
+            f"{path}: missing (and config.yaml does not say normalize.enabled: false)"
+        )
+    try:
+        with open(path, "rb") as fh:
+            vecnorm = pickle.load(fh)
+    except Exception as exc:  # unpickling can raise nearly anything on a damaged file
+        raise CheckpointError(
+            f"{path}: cannot load the VecNormalize statistics, the file is truncated or "
+            f"corrupted ({type(exc).__name__}: {exc})"
+        ) from None
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    if not isinstance(vecnorm, VecNormalize):
+        raise CheckpointError(f"{path}: not a VecNormalize pickle ({type(vecnorm).__name__})")
+    return vecnorm
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint of a run, loaded on CPU with its normalisation statistics."""
+
+    run_dir: Path
+    name: str  # best | last | pretrained | <steps>
+    model_path: Path
+    model: Any  # sb3_contrib.MaskablePPO or stable_baselines3.PPO
+    vecnormalize: Any | None  # VecNormalize (no venv attached), None if trained without
+    config: TrainConfig
+    metrics: dict[str, Any] | None
+    K: int
+
+    @property
+    def agent_classes(self) -> tuple[str, ...]:
+        """Classes the policy was trained to decide (the others get the nearest rule)."""
+        return tuple(self.config.env.agent_classes)
+
+    @property
+    def norm_obs(self) -> bool:
+        """Whether observations are normalised before the network sees them."""
+        return self.vecnormalize is not None and bool(self.vecnormalize.norm_obs)
+
+    def normalize(self, observations: np.ndarray) -> np.ndarray:
+        """SB3's own observation normalisation (identity when ``norm_obs`` is off)."""
+        if not self.norm_obs:
+            return np.asarray(observations, dtype=np.float32)
+        return self.vecnormalize.normalize_obs(observations)
+
+
+def load_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> Checkpoint:
+    """Load a run's checkpoint (see the module docstring) and check that it acts on the
+    featuriser's observation. Raises :class:`CheckpointError` naming the file."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise CheckpointNotFoundError(f"{root}: run folder not found")
+    check_checkpoint_name(checkpoint, str(root))
+    try:
+        cfg = read_run_config(root)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    model_path, norm_path = RunPaths(root).model(checkpoint)
+    model = load_model(cfg, model_path)
+    vecnorm = load_vecnormalize(norm_path) if cfg.normalize.enabled else None
+    n = getattr(model.action_space, "n", None)
+    if n is None:
+        raise CheckpointError(f"{model_path}: action space {model.action_space} is not Discrete")
+    k = int(n)
+    shape = getattr(model.observation_space, "shape", None)
+    if shape != (observation_size(k),):
+        raise CheckpointError(
+            f"{model_path}: observation shape {shape} is not the featuriser's "
+            f"({observation_size(k)},) for K = {k}"
+        )
+    # VecNormalize(norm_obs=False) has no obs_rms at all; attribute lookups of missing names on
+    # an unpickled VecNormalize recurse, hence vars().
+    if vecnorm is not None and vecnorm.norm_obs:
+        rms = vars(vecnorm).get("obs_rms")
+        if rms is None or np.shape(rms.mean) != shape:
+            got = "missing" if rms is None else np.shape(rms.mean)
+            raise CheckpointError(f"{norm_path}: observation statistics {got} do not match {shape}")
+    return Checkpoint(root, checkpoint, model_path, model, vecnorm, cfg, read_metrics(root), k)
