@@ -13,10 +13,18 @@ Common rules:
 * ties are broken by the next key listed in the policy's docstring, then by the lowest slot
   (slots are ordered nearest site first, see ``envs/network.py``), so every heuristic except
   ``random`` is a deterministic function of (observation, mask);
-* K is read from the observation's length (7 + 14 K), so one instance serves any topology;
+* K is read from the observation's length (7 + 19 K), so one instance serves any topology;
+* under ``reported`` telemetry (``millinet.envs.telemetry``) the backlogs and the compute wait
+  are estimates from the latest reports, aged to now: what the pools and links looked like a
+  report period (plus the report's travel) ago, minus what they have served since. Rules that
+  take the apparently fastest slot then *herd*: every decision until the next report sees the
+  same idle site. ``power-of-d`` and ``earliest-finish-own`` are the standard answers to stale
+  information (randomised choice among a few, and correcting the report with one's own
+  unreported dispatches);
 * what *no* heuristic can see: the tasks already in flight towards a resource (a backlog counts
-  only work that has reached the queue), the links' utilisation history, other factories'
-  arrivals, upcoming faults, and any latency beyond ``FEATURE_CLIP`` deadlines (clipped).
+  only work that has reached the queue), other schedulers' dispatches since the report,
+  the links' utilisation history, upcoming faults, the remaining service of running tasks, and
+  any latency beyond ``FEATURE_CLIP`` deadlines (clipped).
 
 ``HEURISTICS`` maps each CLI name to a factory ``(seed: int = 0) -> Policy``; ``make_heuristic``
 builds one by name.
@@ -34,9 +42,11 @@ from millinet.envs.features import CANDIDATE_FEATURES, TASK_FEATURES, candidate_
 __all__ = [
     "HEURISTICS",
     "DeadlineAwarePolicy",
+    "EarliestFinishOwnPolicy",
     "EarliestFinishPolicy",
     "LeastLoadedPolicy",
     "NearestPolicy",
+    "PowerOfDPolicy",
     "RandomPolicy",
     "ShortestQueuePolicy",
     "deadline_us_of",
@@ -53,6 +63,9 @@ _COMPUTE_WAIT = CANDIDATE_FEATURES.index("compute_wait_per_deadline")
 _EST = CANDIDATE_FEATURES.index("est_latency_per_deadline")
 _LOG_SERVERS = CANDIDATE_FEATURES.index("log_servers")
 _TIER0 = CANDIDATE_FEATURES.index("is_on_prem")  # is_on_prem, is_edge, is_city follow
+_BUSY = CANDIDATE_FEATURES.index("busy_fraction")
+_OWN = CANDIDATE_FEATURES.index("own_dispatches_per_server")
+_OWN_WAIT = CANDIDATE_FEATURES.index("own_wait_per_deadline")
 _DEADLINE_LOG_SCALE = 5.0  # millinet.envs.features scales log10(1 + deadline_us) by 1/5
 
 
@@ -181,6 +194,63 @@ class EarliestFinishPolicy:
         return _argmin_lex(mask, cand[:, _EST], cand[:, _RTT])
 
 
+class EarliestFinishOwnPolicy:
+    """``earliest-finish-own``: earliest finish, with the report corrected by the scheduler's
+    own dispatches since it was measured.
+
+    Rule: minimum of ``est_latency_per_deadline`` plus, where the pool looked full once this
+    scheduler's unreported dispatches are counted (busy servers + own dispatches >= servers),
+    their work spread over the servers (``own_wait_per_deadline``); then minimum propagation.
+    Under oracle telemetry there are no unreported dispatches and it is ``earliest-finish``.
+    Sees: every latency term and its own recent dispatches. Cannot see: the other schedulers'
+    dispatches since the report (with per-factory schedulers, they herd onto the same idle
+    site), its own traffic on the links, nor how far a running task's service has progressed.
+    """
+
+    name = "earliest-finish-own"
+
+    def __init__(self, seed: int = 0) -> None:
+        del seed
+
+    def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
+        cand = candidate_matrix(observation, _k_of(observation))
+        full = cand[:, _BUSY] + cand[:, _OWN] >= 1.0
+        est = cand[:, _EST] + np.where(full, cand[:, _OWN_WAIT], 0.0)
+        return _argmin_lex(mask, est, cand[:, _RTT])
+
+
+class PowerOfDPolicy:
+    """``power-of-d``: the earliest finish among ``d`` feasible slots drawn at random.
+
+    Rule: draw ``d`` (default 2) distinct feasible slots uniformly (all of them if fewer are
+    feasible), take the one of minimum ``est_latency_per_deadline``, then minimum propagation;
+    its own ``numpy`` generator, seeded at construction. With stale load reports, the
+    supermarket model's power of two choices keeps most of the benefit of choosing while
+    avoiding the herd (Mitzenmacher 2000, "How useful is old information?"). Sees: every
+    latency term of two slots. Cannot see: the slots it did not draw, so it sometimes sends a
+    tight task to a distant site when a near one was free.
+    """
+
+    name = "power-of-d"
+
+    def __init__(self, seed: int = 0, d: int = 2) -> None:
+        if int(d) != d or d < 1:
+            raise ValueError(f"d must be an integer >= 1, got {d}")
+        self.d = int(d)
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
+        feasible = np.flatnonzero(mask)
+        if feasible.size <= self.d:
+            drawn = feasible
+        else:
+            drawn = self.rng.choice(feasible, size=self.d, replace=False)
+        sub = np.zeros(len(mask), dtype=bool)
+        sub[drawn] = True
+        cand = candidate_matrix(observation, _k_of(observation))
+        return _argmin_lex(sub, cand[:, _EST], cand[:, _RTT])
+
+
 class DeadlineAwarePolicy:
     """``deadline-aware``: fastest slot for tight tasks; for loose tasks, the slot that meets
     the deadline with margin where it costs tight tasks least.
@@ -234,6 +304,8 @@ HEURISTICS: dict[str, Callable[..., Policy]] = {
     "shortest-queue": ShortestQueuePolicy,
     "earliest-finish": EarliestFinishPolicy,
     "deadline-aware": DeadlineAwarePolicy,
+    "earliest-finish-own": EarliestFinishOwnPolicy,
+    "power-of-d": PowerOfDPolicy,
 }
 """CLI name -> factory ``(seed: int = 0) -> Policy``."""
 

@@ -392,6 +392,61 @@ class CandidateConfig(StrictModel):
     paths: Annotated[int, Field(ge=1, le=8)] = 2
 
 
+TELEMETRY_MEASUREMENTS = ("link_backlog", "pool_occupancy", "recent_violation")
+"""What a report can carry: bytes queued per link direction; tasks queued, servers busy, the
+declared work of the queued tasks and the recent mean declared work per pool; a site's recent
+share of deadline violations. Never when a server will free (that needs the remaining service
+of tasks in progress)."""
+
+
+class TelemetryConfig(StrictModel):
+    """What a scheduler knows when it decides (DESIGN §2 "Telemetry").
+
+    ``oracle``: exact, instantaneous measurements of every element (the full-telemetry
+    reference). ``reported``: every link direction and compute pool reports its measurements
+    every ``period_us``, with its own clock phase; a report reaches a scheduler after the
+    one-way fiber delay from the reporting element plus ``processing_us``. Besides reports, a
+    scheduler knows its own dispatches: all of them with a ``central`` scheduler, only its
+    factory's with ``per_factory`` schedulers. Failures are known at once (the mask): fault
+    alarms travel outside the periodic reports.
+    """
+
+    mode: Literal["oracle", "reported"] = "oracle"
+    period_us: Annotated[float, Field(gt=0, le=10_000_000)] = Field(
+        1000.0, description="reporting period of every element (us)"
+    )
+    processing_us: Annotated[float, Field(ge=0, le=10_000_000)] = Field(
+        50.0, description="collector + scheduler processing of a report (us)"
+    )
+    propagation: bool = Field(
+        True, description="reports travel the fiber to the scheduler; false = no fiber delay"
+    )
+    phase: Literal["random", "aligned"] = Field(
+        "random", description="report clocks: an independent random phase per element, or all 0"
+    )
+    jitter_us: Annotated[float, Field(ge=0, le=10_000_000)] = Field(
+        0.0, description="each report is taken up to this much after its nominal time (us)"
+    )
+    scheduler: Literal["central", "per_factory"] = Field(
+        "per_factory", description="one central scheduler, or one per factory (its own dispatches)"
+    )
+    controller: str | None = Field(
+        None, description="node of the central scheduler; default: the first city site"
+    )
+    carries: list[Literal[TELEMETRY_MEASUREMENTS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(TELEMETRY_MEASUREMENTS),
+        description="measurements the reports carry; a missing one reads as 0",
+    )
+
+    @model_validator(mode="after")
+    def _jitter_below_period(self) -> TelemetryConfig:
+        if self.jitter_us >= self.period_us:
+            raise ValueError(
+                f"jitter_us ({self.jitter_us}) must be smaller than period_us ({self.period_us})"
+            )
+        return self
+
+
 class ScenarioConfig(StrictModel):
     """A complete scenario: city network, compute sites, factories and their workloads."""
 
@@ -409,6 +464,7 @@ class ScenarioConfig(StrictModel):
         1.0, description="multiplies every factory's scale: the same city, busier or quieter"
     )
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     @field_validator("classes")
     @classmethod
@@ -437,5 +493,7 @@ __all__ = [
     "NODE_ROLES",
     "RESOURCES",
     "SITE_TIERS",
+    "TELEMETRY_MEASUREMENTS",
     "ScenarioConfig",
+    "TelemetryConfig",
 ]

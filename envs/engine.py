@@ -15,6 +15,10 @@ arrivals in true arrival order.
   ``max(t, earliest_free)`` and is served for ``work / speed``.
 * **Drop-tail**: with a queue limit, a task that finds more than ``limit`` bytes backlogged
   (its own included) is dropped. A task that reaches a failed link, node or site is dropped.
+* **Measurements** (what telemetry reports, ``envs/telemetry.py``): the time each link
+  direction's queue drains, a pool's busy servers, queued tasks and their declared work, the
+  mean declared work of its recent arrivals, a site's recent violation share; at any past
+  time within the telemetry's look-back, from a short history kept per element.
 
 Every arrival ends as exactly one record: completed on time, completed late, or dropped.
 Per-task cost is O(hops * log(in-flight tasks)); nothing scales with the size of the city.
@@ -23,6 +27,7 @@ Per-task cost is O(hops * log(in-flight tasks)); nothing scales with the size of
 from __future__ import annotations
 
 import gc
+from bisect import bisect_right, insort
 from collections import deque
 from heapq import heappop, heappush, heapreplace
 from typing import NamedTuple
@@ -32,6 +37,7 @@ import numpy as np
 from millinet.envs.features import EMPTY_TELEMETRY_ROW
 from millinet.envs.network import CandidateSet
 from millinet.envs.scenario import Scenario
+from millinet.envs.telemetry import ReportedView
 
 # Outcome status of a finished task.
 ON_TIME, LATE, DROPPED = 0, 1, 2
@@ -43,6 +49,11 @@ DROP_REASONS = ("", "failed_element", "queue_full", "rejected")
 _TRIP, _STAGE, _CSTAGE, _UP, _DOWN, _WORK, _T0, _CLS, _FAC, _SLOT, _SITE = range(11)
 _LWAIT, _SER, _PROP, _CWAIT, _CSVC, _ID, _PRIO, _ENQ = range(11, 19)
 
+
+MEAN_SERVICE_WINDOW = 16
+"""A pool's mean declared service time is measured over its last this many arrivals."""
+PRUNE_EVERY_S = 0.002
+"""Measurement histories older than the telemetry's look-back are dropped this often (s)."""
 
 RECORD_FIELDS = (
     "task_id",
@@ -99,6 +110,7 @@ class Engine:
         self.priority_links = scenario.config.network.link_scheduling == "strict_priority"
         limit = scenario.config.network.queue_limit_bytes
         self.queue_limit = float("inf") if limit is None else float(limit)
+        self.report_plan = scenario.report_plan  # None under oracle telemetry
         self.reset(seed)
 
     # ----------------------------------------------------------------------- lifecycle
@@ -110,11 +122,23 @@ class Engine:
         self._heap: list = []
         self._seq = 0
         self._q_free = [0.0] * net.n_queues
+        # when each link direction's queue drains: its transmitter's free time, plus the
+        # waiting bytes' serialisation on a strict-priority link
+        self._q_drain = [0.0] * net.n_queues if self.priority_links else self._q_free
         self._q_busy_s = [0.0] * net.n_queues
         self._q_ok = [True] * net.n_queues
         self._pool_free = [[0.0] * c for c in net.pool_servers]
         self._pool_busy_s = [0.0] * len(net.pool_servers)
         self._pool_ok = [True] * len(net.pool_servers)
+        n_pools = len(net.pool_servers)
+        # per pool, in arrival order: arrival and start times (both non-decreasing under FIFO),
+        # the running sum of service times; end times sorted; counts of forgotten entries
+        self._p_arr: list[list[float]] = [[] for _ in range(n_pools)]
+        self._p_start: list[list[float]] = [[] for _ in range(n_pools)]
+        self._p_work: list[list[float]] = [[0.0] for _ in range(n_pools)]
+        self._p_end: list[list[float]] = [[] for _ in range(n_pools)]
+        self._p_forgotten = [0] * n_pools
+        self._p_ended = [0] * n_pools
         self._site_viol = [0.0] * len(net.topology.nodes)
         self._link_down = [0] * len(net.topology.links)
         self._node_down = [0] * len(net.topology.nodes)
@@ -127,6 +151,21 @@ class Engine:
         self._next_id = 0
         self.records: list[tuple] = []
         self.in_flight = 0
+        plan = self.report_plan
+        self._view = None if plan is None else ReportedView(self, plan, seed)
+        self._lookback = 0.0 if plan is None else plan.lookback_s
+        self._next_prune = PRUNE_EVERY_S
+        # reported telemetry only: per link direction the (time, drain time) of every change,
+        # per site the (time, violation share) of every change
+        self._qh_t: list[list[float]] | None = None
+        self._qh_v: list[list[float]] = []
+        self._sv_t: list[list[float]] | None = None
+        self._sv_v: list[list[float]] = []
+        if plan is not None:
+            self._qh_t = [[] for _ in range(net.n_queues)]
+            self._qh_v = [[] for _ in range(net.n_queues)]
+            self._sv_t = [[] for _ in range(len(net.topology.nodes))]
+            self._sv_v = [[] for _ in range(len(net.topology.nodes))]
         self._faults: list = []
         for t, kind, idx, up in self.scenario.scheduled_faults:
             self._push_fault(t, kind, idx, up)
@@ -222,8 +261,12 @@ class Engine:
         ]
         self.in_flight += 1
         if cand is None:
-            self._drop(task, DROP_REJECTED)
+            self._drop(task, DROP_REJECTED, arrival.time_s)
             return False
+        if self._view is not None:
+            self._view.record_dispatch(
+                arrival.factory, cand.pool, arrival.time_s, arrival.work_s / cand.speed
+            )
         task[_CSTAGE] = cand.compute_stage
         self._seq += 1
         heappush(self._heap, (arrival.time_s, self._seq, task))
@@ -239,6 +282,9 @@ class Engine:
             self._apply_fault(*heappop(faults))
         self._run_events(until)
         self.now = max(self.now, until)
+        if until >= self._next_prune:
+            self._forget(until - self._lookback)
+            self._next_prune = until + PRUNE_EVERY_S
 
     def drain(self) -> None:
         """Run until every dispatched task has finished (no new arrivals are admitted)."""
@@ -251,6 +297,8 @@ class Engine:
         q_spb, q_delay = self.net.q_s_per_byte, self.net.q_delay_s
         pool_free, pool_ok, pool_speed = self._pool_free, self._pool_ok, self.net.pool_speed
         pool_busy = self._pool_busy_s
+        p_arr, p_start, p_work, p_end = self._p_arr, self._p_start, self._p_work, self._p_end
+        qh_t, qh_v = self._qh_t, self._qh_v  # None unless telemetry is reported
         limit, prio = self.queue_limit, self.priority_links
         seq = self._seq  # local copy in the hot loop; synced around calls that push events
         while heap and heap[0][0] <= until:
@@ -267,7 +315,7 @@ class Engine:
             r = trip[st]
             if r >= 0:  # ---- a link direction
                 if not q_ok[r]:
-                    self._drop(task, DROP_FAILED)
+                    self._drop(task, DROP_FAILED, t)
                     continue
                 nbytes = task[_UP] if st < task[_CSTAGE] else task[_DOWN]
                 if prio:
@@ -278,11 +326,14 @@ class Engine:
                 free = q_free[r]
                 start = free if free > t else t
                 if start > t and (start - t) / q_spb[r] + nbytes > limit:
-                    self._drop(task, DROP_QUEUE_FULL)
+                    self._drop(task, DROP_QUEUE_FULL, t)
                     continue
                 ser = nbytes * q_spb[r]
                 done = start + ser
                 q_free[r] = done
+                if qh_t is not None:
+                    qh_t[r].append(t)
+                    qh_v[r].append(done)
                 q_busy[r] += ser
                 task[_LWAIT] += start - t
                 task[_SER] += ser
@@ -293,13 +344,18 @@ class Engine:
             else:  # ---- the compute pool
                 p = -r - 1
                 if not pool_ok[p]:
-                    self._drop(task, DROP_FAILED)
+                    self._drop(task, DROP_FAILED, t)
                     continue
                 servers = pool_free[p]
                 free = servers[0]
                 start = free if free > t else t
                 svc = task[_WORK] / pool_speed[p]
                 heapreplace(servers, start + svc)
+                p_arr[p].append(t)
+                p_start[p].append(start)
+                work = p_work[p]
+                work.append(work[-1] + svc)
+                insort(p_end[p], start + svc)
                 pool_busy[p] += svc
                 task[_CWAIT] = start - t
                 task[_CSVC] = svc
@@ -317,13 +373,22 @@ class Engine:
             return
         backlog = max(0.0, self._q_free[r] - t) / self.net.q_s_per_byte[r] + self._waiting_bytes[r]
         if backlog + nbytes > self.queue_limit:
-            self._drop(task, DROP_QUEUE_FULL)
+            self._drop(task, DROP_QUEUE_FULL, t)
             return
         if levels is None:
             levels = self._waiting[r] = [deque() for _ in range(max(self.class_priority) + 1)]
         task[_ENQ] = t
         levels[task[_PRIO]].append(task)
         self._waiting_bytes[r] += nbytes
+        self._note_drain(r, t)
+
+    def _note_drain(self, r: int, t: float) -> None:
+        """A strict-priority link's queue changed at ``t``: update (and record) when it drains."""
+        drain = self._q_free[r] + self._waiting_bytes[r] * self.net.q_s_per_byte[r]
+        self._q_drain[r] = drain
+        if self._qh_t is not None:
+            self._qh_t[r].append(t)
+            self._qh_v[r].append(drain)
 
     def _serve_next(self, r: int, t: float) -> None:
         """Link ``r`` became free at ``t``: start the highest-priority waiting task. If the link
@@ -336,7 +401,8 @@ class Engine:
                 nbytes = task[_UP] if task[_STAGE] < task[_CSTAGE] else task[_DOWN]
                 self._waiting_bytes[r] -= nbytes
                 if not self._q_ok[r]:
-                    self._drop(task, DROP_FAILED)
+                    self._drop(task, DROP_FAILED, t)
+                    self._note_drain(r, t)
                     continue
                 self._transmit(task, r, task[_ENQ], t)
                 return
@@ -347,6 +413,7 @@ class Engine:
         done = start + ser
         delay = self.net.q_delay_s[r]
         self._q_free[r] = done
+        self._note_drain(r, start)
         self._q_busy_s[r] += ser
         task[_LWAIT] += start - t_arrive
         task[_SER] += ser
@@ -362,7 +429,7 @@ class Engine:
         latency = t - task[_T0]
         late = latency > self.deadline_s[task[_CLS]]
         site = task[_SITE]
-        self._site_viol[site] += self.ewma_alpha * (late - self._site_viol[site])
+        self._note_violation(site, late, t)
         self.in_flight -= 1
         self.records.append(
             (
@@ -383,10 +450,18 @@ class Engine:
             )
         )
 
-    def _drop(self, task: list, reason: int) -> None:
+    def _note_violation(self, site: int, violated: bool, t: float) -> None:
+        """Update (and record) the site's moving average of violations with one outcome."""
+        viol = self._site_viol[site] + self.ewma_alpha * (violated - self._site_viol[site])
+        self._site_viol[site] = viol
+        if self._sv_t is not None:
+            self._sv_t[site].append(t)
+            self._sv_v[site].append(viol)
+
+    def _drop(self, task: list, reason: int, t: float) -> None:
         site = task[_SITE]
         if site >= 0:
-            self._site_viol[site] += self.ewma_alpha * (1.0 - self._site_viol[site])
+            self._note_violation(site, True, t)
         self.in_flight -= 1
         self.records.append(
             (
@@ -437,11 +512,61 @@ class Engine:
             self._pool_ok[p] = self._node_down[site] == 0
         self.fault_epoch += 1
 
+    # ----------------------------------------------------------------------- measurements
+    def link_drain_at(self, q: int, t: float) -> float:
+        """When link direction ``q``'s queue drains, as measured at ``t`` (s): its transmit
+        backlog at ``t`` is ``max(0, drain - t)``. ``t`` is at most ``now`` and, under reported
+        telemetry, within the look-back; under oracle telemetry only ``t = now`` is kept."""
+        if self._qh_t is None:
+            return self._q_drain[q]
+        i = bisect_right(self._qh_t[q], t) - 1
+        return self._qh_v[q][i] if i >= 0 else 0.0
+
+    def pool_state(self, p: int, t: float) -> tuple[int, int, float, float]:
+        """Pool ``p`` as its site measures it at ``t`` (``now`` or within the look-back):
+        (busy servers, queued tasks, declared work of the queued tasks (s), mean declared work
+        of the last ``MEAN_SERVICE_WINDOW`` arrivals (s))."""
+        arrived = bisect_right(self._p_arr[p], t)
+        started = bisect_right(self._p_start[p], t)
+        ended = self._p_ended[p] + bisect_right(self._p_end[p], t)
+        work = self._p_work[p]
+        first = arrived - MEAN_SERVICE_WINDOW if arrived > MEAN_SERVICE_WINDOW else 0
+        mean = (work[arrived] - work[first]) / (arrived - first) if arrived > first else 0.0
+        busy = self._p_forgotten[p] + started - ended
+        return busy, arrived - started, work[arrived] - work[started], mean
+
+    def site_violation_at(self, site: int, t: float) -> float:
+        """The site's moving average of violations as it stood at ``t`` (0..1)."""
+        if self._sv_t is None:
+            return self._site_viol[site]
+        i = bisect_right(self._sv_t[site], t) - 1
+        return self._sv_v[site][i] if i >= 0 else 0.0
+
+    def _forget(self, horizon: float) -> None:
+        """Drop measurement history that no report can need any more (before ``horizon``),
+        keeping what a measurement at ``horizon`` or later still reads."""
+        for p, start in enumerate(self._p_start):
+            cut = bisect_right(start, horizon) - MEAN_SERVICE_WINDOW  # keep the mean's window
+            if cut > 0:
+                del self._p_arr[p][:cut], start[:cut], self._p_work[p][:cut]
+                self._p_forgotten[p] += cut
+            ends = self._p_end[p]
+            done = bisect_right(ends, horizon)
+            if done:
+                del ends[:done]
+                self._p_ended[p] += done
+        for times, values in ((self._qh_t, self._qh_v), (self._sv_t, self._sv_v)):
+            for i, ts in enumerate(times or ()):
+                keep = bisect_right(ts, horizon) - 1  # the value in force at the horizon
+                if keep > 0:
+                    del ts[:keep], values[i][:keep]
+        if self._view is not None:
+            self._view.prune(horizon)
+
     # ----------------------------------------------------------------------- telemetry
     def telemetry(self, arrival: Arrival) -> np.ndarray:
-        """What a scheduler could measure now: shape (K, 10), columns
-        ``millinet.envs.features.TELEMETRY_FIELDS`` (backlogs are the links' current transmit
-        backlog summed along the path; compute wait is until the pool's earliest server frees)."""
+        """What the deciding scheduler knows of each candidate: shape (K, 16), columns
+        ``millinet.envs.features.TELEMETRY_FIELDS`` (see ``envs/telemetry.py``)."""
         return np.array(self.telemetry_rows(arrival))
 
     def telemetry_rows(self, arrival: Arrival) -> list[tuple[float, ...]]:
@@ -449,24 +574,48 @@ class Engine:
         cset = self.candidates(arrival)
         mask = self.mask(arrival).tolist()
         now = self.now
-        q_free, pool_free, site_viol = self._q_free, self._pool_free, self._site_viol
+        view = self._view
         up_bytes, down_bytes, work_us = arrival.up_bytes, arrival.down_bytes, arrival.work_s * 1e6
+        if view is None:
+            drain = self._q_drain
+        else:
+            sched = view.scheduler_of_factory[arrival.factory]
+            drain = view.link_drains(sched, cset.queues, now)
+        pools: dict[int, tuple] = {}
         rows = [EMPTY_TELEMETRY_ROW] * len(cset.slots)
         for k, c in cset.live:
             up = 0.0
             for q in c.up:
-                if q_free[q] > now:
-                    up += q_free[q] - now
+                if drain[q] > now:
+                    up += drain[q] - now
             down = 0.0
             for q in c.down:
-                if q_free[q] > now:
-                    down += q_free[q] - now
-            free = pool_free[c.pool][0]
+                if drain[q] > now:
+                    down += drain[q] - now
+            pool = pools.get(c.pool)
+            if pool is None:
+                if view is None:
+                    busy, queued, qwork, mean = self.pool_state(c.pool, now)
+                    viol = self._site_viol[c.site]
+                    age = own = own_work = 0.0
+                else:
+                    report, own, own_work = view.pool(sched, c.pool, now)
+                    measured, busy, queued, qwork, mean, viol = report
+                    age = now - measured
+                pool = pools[c.pool] = (
+                    viol,
+                    age * 1e6,
+                    busy,
+                    queued,
+                    qwork * 1e6,
+                    mean * 1e6,
+                    own,
+                    own_work * 1e6,
+                )
             rows[k] = (
                 mask[k], c.base_rtt_s * 1e6,
                 (up_bytes * c.up_s_per_byte + down_bytes * c.down_s_per_byte) * 1e6,
-                up * 1e6, down * 1e6, (free - now) * 1e6 if free > now else 0.0,
-                work_us / c.speed, c.servers, c.tier, site_viol[c.site],
+                up * 1e6, down * 1e6, work_us / c.speed, c.servers, c.tier, *pool,
             )  # fmt: skip
         return rows
 

@@ -57,6 +57,7 @@ class CandidateSet:
     tier: np.ndarray  # int index into SITE_TIERS, -1 for empty slots
     present: np.ndarray  # bool: slot holds a candidate
     live: list[tuple[int, Candidate]]  # (slot, candidate) of the non-empty slots
+    queues: tuple[int, ...]  # every link direction some candidate's trip visits, once
 
 
 class CompiledNetwork:
@@ -169,4 +170,5 @@ class CompiledNetwork:
             tier=col(lambda c: c.tier, -1),
             present=np.array([c is not None for c in slots]),
             live=[(k, c) for k, c in enumerate(slots) if c is not None],
+            queues=tuple(sorted({q for c in slots if c is not None for q in (*c.up, *c.down)})),
         )

@@ -9,6 +9,7 @@ file, the field and the reason; nothing is built half-way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from millinet.envs import generators
 from millinet.envs.errors import FieldError, ScenarioError
 from millinet.envs.graphml import load_graphml
 from millinet.envs.network import CompiledNetwork
+from millinet.envs.telemetry import ReportPlan
 from millinet.envs.topology import Topology
 from millinet.envs.validation import read_yaml, validate
 from millinet.envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
@@ -131,6 +133,13 @@ class Scenario:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @cached_property
+    def report_plan(self) -> ReportPlan | None:
+        """Who decides and how long reports take to reach them; None under oracle telemetry."""
+        if self.config.telemetry.mode == "oracle":
+            return None
+        return ReportPlan.build(self.network, self.config.telemetry, self.source)
 
     def workload(self, seed: int) -> WorkloadGenerator:
         """A fresh arrival generator; the same seed gives the same arrivals."""
@@ -321,7 +330,7 @@ def build_scenario(
                     f"compute site with a {resource.upper()} pool",
                 )
             sources.append((f, c, profile[name], fac.scale * cfg.load_scale))
-    return Scenario(
+    scenario = Scenario(
         cfg,
         source,
         topo,
@@ -331,6 +340,8 @@ def build_scenario(
         [f.name for f in cfg.factories],
         _faults(topo, cfg, source),
     )
+    _ = scenario.report_plan  # an unknown telemetry.controller fails here, at load time
+    return scenario
 
 
 def load_scenario(spec: str | Path | dict | schema.ScenarioConfig) -> Scenario:

@@ -1,7 +1,7 @@
 """Build ``/v1/decide`` requests from arrays, and a small blocking client (httpx).
 
 ``build_request`` turns the featuriser's inputs (a task (5,) in ``TASK_FIELDS``, telemetry
-(K, 10) in ``TELEMETRY_FIELDS``, a mask (K,)) into the service's JSON request, so anything that
+(K, 16) in ``TELEMETRY_FIELDS``, a mask (K,)) into the service's JSON request, so anything that
 can call ``featurize`` (the simulator's ``engine.task_vector`` / ``engine.telemetry`` /
 ``engine.mask``, or a real network's measurements) can also ask the service.
 """
@@ -16,9 +16,10 @@ import numpy as np
 from millinet.envs.features import CLASS_NAMES, SITE_TIERS, TELEMETRY_FIELDS
 
 _NUMERIC = (
-    "base_rtt_us", "serialisation_us", "up_backlog_us", "down_backlog_us",
-    "compute_wait_us", "compute_us",
+    "base_rtt_us", "serialisation_us", "up_backlog_us", "down_backlog_us", "compute_us",
+    "recent_violation", "report_age_us", "queued_work_us", "mean_service_us", "own_work_us",
 )  # fmt: skip
+_COUNTS = ("servers", "busy_servers", "queued_tasks", "own_dispatches")
 _COL = {name: i for i, name in enumerate(TELEMETRY_FIELDS)}
 
 
@@ -49,9 +50,9 @@ def build_request(
             cand["path"] = paths[k]
         for name in _NUMERIC:
             cand[name] = float(row[_COL[name]])
-        cand["servers"] = int(row[_COL["servers"]])
+        for name in _COUNTS:
+            cand[name] = int(row[_COL[name]])
         cand["tier"] = SITE_TIERS[tier]
-        cand["recent_violation"] = float(row[_COL["recent_violation"]])
         candidates.append(cand)
     body: dict[str, Any] = {
         "task": {

@@ -5,7 +5,7 @@ shared featuriser ``millinet.envs.features.featurize``, the graph from ``policy.
 ``scheduler/manifest.py``).
 
 >>> policy = load_policy_folder("exported/my-run")          # refuses bad folders, see below
->>> d = policy.decide(task, telemetry)                       # task (5,), telemetry (K, 10)
+>>> d = policy.decide(task, telemetry)                       # task (5,), telemetry (K, 16)
 >>> d.slot, d.score
 >>> policy.act(observation, mask)                             # the millinet.agents.policy.Policy
 protocol
@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from millinet.envs.features import (
+    EMPTY_TELEMETRY_ROW,
     RTT,
     TASK_FIELDS,
     TELEMETRY_FIELDS,
@@ -107,7 +108,7 @@ class ExportedPolicy:
 
     # ------------------------------------------------------------------ task level
     def decide(self, task: np.ndarray, telemetry: np.ndarray, mask: np.ndarray | None = None):
-        """Decide one task: ``task`` (5,) in ``TASK_FIELDS``, ``telemetry`` (k <= K, 10) in
+        """Decide one task: ``task`` (5,) in ``TASK_FIELDS``, ``telemetry`` (k <= K, 16) in
         ``TELEMETRY_FIELDS`` (rows beyond k are empty slots), ``mask`` (k,) bool (default: the
         telemetry's ``valid`` column). Returns a :class:`Decision`; raises ``ValueError`` on
         malformed input."""
@@ -180,9 +181,7 @@ class ExportedPolicy:
         if k > self.K:
             raise ValueError(f"{k} candidates given, the policy has K = {self.K} slots")
         if k < self.K:
-            empty = np.zeros((self.K - k, len(TELEMETRY_FIELDS)))
-            empty[:, TELEMETRY_FIELDS.index("tier")] = -1.0
-            tel = np.vstack((tel, empty))
+            tel = np.vstack((tel, np.array([EMPTY_TELEMETRY_ROW] * (self.K - k))))
         return tel
 
     def summary(self) -> dict[str, Any]:

@@ -11,9 +11,14 @@ Endpoints (OpenAPI at ``/openapi.json``, browsable at ``/docs``):
   metrics).
 
 A request gives the task in ``TASK_FIELDS`` units and, per candidate slot in the order the
-policy was trained on (nearest site first, then its paths), the measurements of
-``TELEMETRY_FIELDS`` (``millinet.envs.features``). ``valid`` is the feasibility of the slot;
-``null`` marks an empty slot and fewer than K candidates are padded with empty slots. Every field is
+policy was trained on (nearest site first, then its paths), what the scheduler knows of it in
+``TELEMETRY_FIELDS`` (``millinet.envs.features``): the static path and site facts, the link
+backlogs and the pool measurements of the latest reports with the pool report's age, and the
+scheduler's own dispatches since that report, either per candidate (``own_dispatches``,
+``own_work_us``) or as the request's ``own_dispatch_log`` (recent dispatches by site, from
+which the service counts those newer than each candidate's report). ``valid`` is the
+feasibility of the slot; ``null`` marks an empty slot and fewer than K candidates are padded
+with empty slots. Every field is
 typed and bounded, unknown fields are refused, so a malformed request gets 4xx with the
 offending field and reason (422, also for a body that is not JSON), or 413 for a body over
 ``max_body_bytes``; never 5xx.
@@ -32,7 +37,14 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from millinet.envs.features import (
     EMPTY_TELEMETRY_ROW,
@@ -50,6 +62,8 @@ MAX_BYTES = 1e10
 """Largest accepted payload (bytes)."""
 MAX_ID = 128
 """Longest accepted identifier string."""
+MAX_LOG = 10_000
+"""Most entries accepted in a request's ``own_dispatch_log``."""
 DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_BODY = 4 << 20
 
@@ -67,7 +81,8 @@ _TIER_INDEX = {name: i for i, name in enumerate(SITE_TIERS)}
 
 
 class Candidate(BaseModel):
-    """Measurements of one (compute site, path) candidate slot, in ``TELEMETRY_FIELDS``."""
+    """What the scheduler knows of one (compute site, path) candidate slot, in
+    ``TELEMETRY_FIELDS`` (see ``millinet.envs.features`` for each field's meaning)."""
 
     model_config = _STRICT
     site: _Id = None
@@ -75,15 +90,34 @@ class Candidate(BaseModel):
     valid: bool = Field(description="the slot is feasible: right resource, every element up")
     base_rtt_us: _Us = Field(description="propagation + forwarding, both directions (us)")
     serialisation_us: _Us = Field(description="this task's payloads over the path (us)")
-    up_backlog_us: _Us = Field(0.0, description="uplink hops' transmit backlog, summed (us)")
-    down_backlog_us: _Us = Field(0.0, description="downlink hops' transmit backlog (us)")
-    compute_wait_us: _Us = Field(0.0, description="until the site's earliest server frees (us)")
+    up_backlog_us: _Us = Field(
+        0.0, description="uplink hops' reported transmit backlogs, each aged to now, summed (us)"
+    )
+    down_backlog_us: _Us = Field(0.0, description="same for the downlink hops (us)")
     compute_us: _Us = Field(description="this task's service time at the site (us)")
     servers: _Count = Field(description="servers in the site's pool")
     tier: Literal[SITE_TIERS] = Field(description="site tier")  # type: ignore[valid-type]
     recent_violation: float = Field(
         0.0, ge=0.0, le=1.0, allow_inf_nan=False, description="site's recent violation share"
     )
+    report_age_us: _Us = Field(0.0, description="age of the pool's latest report (us)")
+    busy_servers: _Count = Field(0, description="busy servers in that report")
+    queued_tasks: _Count = Field(0, description="tasks queued at the pool in that report")
+    queued_work_us: _Us = Field(0.0, description="their declared service demand, summed (us)")
+    mean_service_us: _Us = Field(0.0, description="the pool's recent mean service demand (us)")
+    own_dispatches: _Count | None = Field(
+        None, description="tasks this scheduler sent to the site since the report (default 0)"
+    )
+    own_work_us: _Us | None = Field(None, description="their service demand, summed (us)")
+
+
+class OwnDispatch(BaseModel):
+    """One recent dispatch of this scheduler, for ``own_dispatch_log``."""
+
+    model_config = _STRICT
+    site: str = Field(max_length=MAX_ID, description="the site it was sent to (a candidate's)")
+    age_us: _Us = Field(description="how long ago it was sent (us)")
+    work_us: _Us = Field(description="its service demand at that site (us)")
 
 
 class Task(BaseModel):
@@ -153,6 +187,29 @@ def create_app(
         request_id: _Id = None
         task: TaskIn
         candidates: list[Candidate | None] = Field(min_length=1, max_length=K)
+        own_dispatch_log: list[OwnDispatch] | None = Field(
+            None,
+            max_length=MAX_LOG,
+            description="recent dispatches of this scheduler; instead of per-candidate counts",
+        )
+
+        @model_validator(mode="after")
+        def _own_dispatches_once(self):
+            if self.own_dispatch_log is None:
+                return self
+            for i, c in enumerate(self.candidates):
+                if c is None:
+                    continue
+                if c.own_dispatches is not None or c.own_work_us is not None:
+                    raise ValueError(
+                        f"candidates[{i}]: give own_dispatches/own_work_us or the request's "
+                        "own_dispatch_log, not both"
+                    )
+                if c.site is None:
+                    raise ValueError(
+                        f"candidates[{i}]: a site is needed to match own_dispatch_log entries"
+                    )
+            return self
 
     class BatchRequest(BaseModel):
         model_config = _STRICT
@@ -165,17 +222,24 @@ def create_app(
         task = (class_index[t.cls], t.up_bytes, t.down_bytes, t.compute_us, t.deadline_us)
         rows: list[tuple] = []
         mask: list[bool] = []
+        log_ = req.own_dispatch_log
         for c in req.candidates:
             if c is None:
                 rows.append(EMPTY_TELEMETRY_ROW)
                 mask.append(False)
-            else:
-                rows.append((
-                    1.0 if c.valid else 0.0, c.base_rtt_us, c.serialisation_us, c.up_backlog_us,
-                    c.down_backlog_us, c.compute_wait_us, c.compute_us, c.servers,
-                    _TIER_INDEX[c.tier], c.recent_violation,
-                ))  # fmt: skip
-                mask.append(c.valid)
+                continue
+            if log_ is None:
+                own, own_work = c.own_dispatches or 0, c.own_work_us or 0.0
+            else:  # sent to this site after its report was measured
+                newer = [d.work_us for d in log_ if d.site == c.site and d.age_us < c.report_age_us]
+                own, own_work = len(newer), sum(newer)
+            rows.append((
+                1.0 if c.valid else 0.0, c.base_rtt_us, c.serialisation_us, c.up_backlog_us,
+                c.down_backlog_us, c.compute_us, c.servers, _TIER_INDEX[c.tier],
+                c.recent_violation, c.report_age_us, c.busy_servers, c.queued_tasks,
+                c.queued_work_us, c.mean_service_us, own, own_work,
+            ))  # fmt: skip
+            mask.append(c.valid)
         pad = K - len(rows)
         return featurize_rows(task, rows + [EMPTY_TELEMETRY_ROW] * pad), mask + [False] * pad
 
