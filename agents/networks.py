@@ -1,7 +1,7 @@
 """Actor-critic networks for placement: a plain MLP (SB3's default) or a *candidate scorer*.
 
 The candidate scorer (``ppo.policy.arch: candidate``) scores each of the K candidate slots with
-one shared MLP that sees the task features, that slot's 14 features and a one-hot of the slot
+one shared MLP that sees the task features, that slot's 19 features and a one-hot of the slot
 index; the logits are the K scores. Comparing candidates is what placement is about, and a
 shared scorer learns it once instead of once per slot (a plain MLP over the flat observation
 must learn that ``est_latency`` of slot 3 matters for logit 3 separately for every slot). The
@@ -36,7 +36,7 @@ def _mlp(sizes: list[int], activation_fn: type[nn.Module]) -> nn.Sequential:
 class CandidateExtractor(nn.Module):
     """``mlp_extractor`` of the candidate scorer.
 
-    * actor: observation (N, 7 + 14 K) -> per-slot inputs (N, K, 7 + 14 + K) -> shared MLP
+    * actor: observation (N, 7 + 19 K) -> per-slot inputs (N, K, 7 + 19 + K) -> shared MLP
       -> latent (N, K * h), h = ``pi[-1]``;
     * critic: observation -> MLP ``vf`` -> (N, ``vf[-1]``).
     """
@@ -48,7 +48,7 @@ class CandidateExtractor(nn.Module):
         k = (features_dim - N_TASK) // N_CAND
         if k < 1 or N_TASK + k * N_CAND != features_dim or not pi or not vf:
             raise ValueError(
-                f"candidate policy needs a 7 + 14 K observation and non-empty pi/vf layers; "
+                f"candidate policy needs a 7 + 19 K observation and non-empty pi/vf layers; "
                 f"got {features_dim} features, pi={pi}, vf={vf}"
             )
         self.k = k

@@ -16,7 +16,7 @@ import numpy as np
 class Policy(Protocol):
     """``act(observation, mask) -> action``.
 
-    * ``observation``: float32 array of shape (7 + 14 K,), see ``millinet.envs.features``.
+    * ``observation``: float32 array of shape (7 + 19 K,), see ``millinet.envs.features``.
     * ``mask``: bool array of shape (K,), True for feasible candidate slots.
     * returns an ``int`` slot in [0, K). A policy must return a feasible slot whenever one
       exists.

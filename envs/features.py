@@ -89,13 +89,25 @@ VALID = CANDIDATE_FEATURES.index("valid")
 _N_TASK, _N_CAND = len(TASK_FEATURES), len(CANDIDATE_FEATURES)
 
 
+def telemetry_row(**values: float) -> tuple[float, ...]:
+    """One telemetry row from ``TELEMETRY_FIELDS`` given by name; the others are an empty
+    slot's (0, tier -1). ``telemetry_row(valid=1, base_rtt_us=200, compute_us=50,
+    servers=16, tier=1)`` is an idle edge site 200 us away. ``KeyError`` for an unknown name."""
+    unknown = set(values) - set(TELEMETRY_FIELDS)
+    if unknown:
+        raise KeyError(f"unknown telemetry field(s) {sorted(unknown)}; known: {TELEMETRY_FIELDS}")
+    return tuple(
+        float(values.get(f, empty)) for f, empty in zip(TELEMETRY_FIELDS, EMPTY_TELEMETRY_ROW)
+    )
+
+
 def observation_size(k: int) -> int:
     """Length of the observation vector for K candidate slots."""
     return _N_TASK + k * _N_CAND
 
 
 def candidate_matrix(obs: np.ndarray, k: int) -> np.ndarray:
-    """View the per-candidate block of ``obs`` (shape (..., D)) as shape (..., K, 14)."""
+    """View the per-candidate block of ``obs`` (shape (..., D)) as shape (..., K, 19)."""
     obs = np.asarray(obs)
     return obs[..., _N_TASK:].reshape(*obs.shape[:-1], k, _N_CAND)
 

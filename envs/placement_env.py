@@ -8,7 +8,7 @@
   element. A masked action is not an error: the task is rejected, counted as dropped (a
   violation) and ``info["rejected"]`` is True.
 * **Observation**: ``millinet.envs.features.featurize`` of the task and per-candidate telemetry,
-  float32 of size 7 + 14 K, independent of the city's size.
+  float32 of size 7 + 19 K, independent of the city's size.
 * **Reward** of a step = ``violation`` + ``latency`` terms over the tasks that *finished* since
   the previous step (a task's outcome is known only after its latency has elapsed):
   ``violation = -sum(class weight * [late or dropped])`` over all classes, background included,

@@ -132,7 +132,7 @@ def validate_manifest(manifest: Any, where: str) -> None:
         if obs.get(key) != expected[key]:
             fail(f"observation.{key} {obs.get(key)!r} differs from the featuriser's")
     if obs.get("size") != expected["size"]:
-        fail(f"observation.size {obs.get('size')!r} != 7 + 14 K = {expected['size']}")
+        fail(f"observation.size {obs.get('size')!r} != observation_size(K) = {expected['size']}")
     if manifest["classes"] != list(CLASS_NAMES):
         fail(f"classes {manifest['classes']!r} differ from the featuriser's {list(CLASS_NAMES)}")
     agent = manifest.get("agent_classes", manifest["classes"])

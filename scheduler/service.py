@@ -14,9 +14,10 @@ A request gives the task in ``TASK_FIELDS`` units and, per candidate slot in the
 policy was trained on (nearest site first, then its paths), what the scheduler knows of it in
 ``TELEMETRY_FIELDS`` (``millinet.envs.features``): the static path and site facts, the link
 backlogs and the pool measurements of the latest reports with the pool report's age, and the
-scheduler's own dispatches since that report, either per candidate (``own_dispatches``,
-``own_work_us``) or as the request's ``own_dispatch_log`` (recent dispatches by site, from
-which the service counts those newer than each candidate's report). ``valid`` is the
+scheduler's own dispatches since that report: per candidate (``own_dispatches``,
+``own_work_us``), plus those of the request's ``own_dispatch_log`` (recent dispatches by site)
+that are newer than the candidate's report, so an operator can send either its counts or its
+log. ``valid`` is the
 feasibility of the slot; ``null`` marks an empty slot and fewer than K candidates are padded
 with empty slots. Every field is
 typed and bounded, unknown fields are refused, so a malformed request gets 4xx with the
@@ -37,14 +38,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from millinet.envs.features import (
     EMPTY_TELEMETRY_ROW,
@@ -105,10 +99,10 @@ class Candidate(BaseModel):
     queued_tasks: _Count = Field(0, description="tasks queued at the pool in that report")
     queued_work_us: _Us = Field(0.0, description="their declared service demand, summed (us)")
     mean_service_us: _Us = Field(0.0, description="the pool's recent mean service demand (us)")
-    own_dispatches: _Count | None = Field(
-        None, description="tasks this scheduler sent to the site since the report (default 0)"
+    own_dispatches: _Count = Field(
+        0, description="tasks this scheduler sent to the site since the report"
     )
-    own_work_us: _Us | None = Field(None, description="their service demand, summed (us)")
+    own_work_us: _Us = Field(0.0, description="their service demand, summed (us)")
 
 
 class OwnDispatch(BaseModel):
@@ -190,26 +184,9 @@ def create_app(
         own_dispatch_log: list[OwnDispatch] | None = Field(
             None,
             max_length=MAX_LOG,
-            description="recent dispatches of this scheduler; instead of per-candidate counts",
+            description="recent dispatches of this scheduler: those to a candidate's site "
+            "newer than its report add to its own_dispatches / own_work_us",
         )
-
-        @model_validator(mode="after")
-        def _own_dispatches_once(self):
-            if self.own_dispatch_log is None:
-                return self
-            for i, c in enumerate(self.candidates):
-                if c is None:
-                    continue
-                if c.own_dispatches is not None or c.own_work_us is not None:
-                    raise ValueError(
-                        f"candidates[{i}]: give own_dispatches/own_work_us or the request's "
-                        "own_dispatch_log, not both"
-                    )
-                if c.site is None:
-                    raise ValueError(
-                        f"candidates[{i}]: a site is needed to match own_dispatch_log entries"
-                    )
-            return self
 
     class BatchRequest(BaseModel):
         model_config = _STRICT
@@ -228,11 +205,10 @@ def create_app(
                 rows.append(EMPTY_TELEMETRY_ROW)
                 mask.append(False)
                 continue
-            if log_ is None:
-                own, own_work = c.own_dispatches or 0, c.own_work_us or 0.0
-            else:  # sent to this site after its report was measured
+            own, own_work = c.own_dispatches, c.own_work_us
+            if log_ and c.site is not None:  # sent to this site after its report was measured
                 newer = [d.work_us for d in log_ if d.site == c.site and d.age_us < c.report_age_us]
-                own, own_work = len(newer), sum(newer)
+                own, own_work = own + len(newer), own_work + sum(newer)
             rows.append((
                 1.0 if c.valid else 0.0, c.base_rtt_us, c.serialisation_us, c.up_backlog_us,
                 c.down_backlog_us, c.compute_us, c.servers, _TIER_INDEX[c.tier],

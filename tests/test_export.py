@@ -20,7 +20,13 @@ import yaml
 from _export_fixtures import collect_env_samples, shared_run
 
 from millinet.agents.run_folder import load_checkpoint
-from millinet.envs.features import CLASS_NAMES, FEATURES_VERSION, TASK_FIELDS, TELEMETRY_FIELDS
+from millinet.envs.features import (
+    CLASS_NAMES,
+    FEATURES_VERSION,
+    TASK_FIELDS,
+    TELEMETRY_FIELDS,
+    observation_size,
+)
 from millinet.experiments.cli import main as cli
 from millinet.scheduler.manifest import sha256_file
 from millinet.scheduler.runtime import load_policy_folder
@@ -57,9 +63,11 @@ def test_folder_and_manifest(exported):
     assert obs["features_version"] == FEATURES_VERSION
     assert obs["task_fields"] == list(TASK_FIELDS)
     assert obs["telemetry_fields"] == list(TELEMETRY_FIELDS)
-    assert m["K"] == 8 and obs["size"] == 7 + 14 * 8
+    assert m["K"] == 8 and obs["size"] == observation_size(8)
     assert m["classes"] == list(CLASS_NAMES) and m["agent_classes"] == list(CLASS_NAMES)
-    assert m["normalisation"]["applied"] == "in_graph" and len(m["normalisation"]["mean"]) == 119
+    assert m["normalisation"]["applied"] == "in_graph" and len(
+        m["normalisation"]["mean"]
+    ) == observation_size(8)
     assert m["training_config"]["env"]["horizon"] == 256
     assert m["metrics"]["eval"]["violation_rate_1ms"] == 0.5
     assert m["source"]["model_file"] == "best/best_model.zip"

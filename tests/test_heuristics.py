@@ -18,6 +18,7 @@ from millinet.envs.features import (
     RTT,
     featurize,
     observation_size,
+    telemetry_row,
 )
 from millinet.envs.placement_env import PlacementEnv
 from millinet.envs.scenario import SCENARIO_DIR, load_scenario
@@ -77,6 +78,8 @@ def test_registry_lists_the_documented_heuristics():
         "shortest-queue",
         "earliest-finish",
         "deadline-aware",
+        "earliest-finish-own",
+        "power-of-d",
     ]
     for name in HEURISTICS:
         policy = make_heuristic(name)
@@ -98,12 +101,15 @@ def test_random_is_uniform_over_feasible_slots_and_seeded():
 
 
 def _obs(deadline_us, rows, k=4):
-    """An observation via the real featuriser: rows of (rtt, compute_wait, tier) in us."""
-    tel = np.zeros((k, 10))
-    tel[:, 8] = -1
+    """An observation via the real featuriser: rows of (rtt, compute_wait, tier) in us. A wait
+    is a fresh report of a full 16-server pool with 16 x wait of queued work."""
+    tel = [telemetry_row() for _ in range(k)]
     for i, (rtt, wait, tier) in enumerate(rows):
-        tel[i] = (1, rtt, 1.0, 0, 0, wait, 50.0, 16, tier, 0)
-    return featurize(np.array([0, 100, 100, 50, deadline_us]), tel)
+        tel[i] = telemetry_row(
+            valid=1, base_rtt_us=rtt, serialisation_us=1.0, compute_us=50.0, servers=16,
+            tier=tier, busy_servers=16 if wait else 0, queued_work_us=16 * wait,
+        )  # fmt: skip
+    return featurize(np.array([0, 100, 100, 50, deadline_us]), np.array(tel))
 
 
 def test_deadline_aware_keeps_near_capacity_for_tight_tasks():

@@ -218,7 +218,7 @@ def test_featuriser_imports_neither_torch_pydantic_nor_engine():
     code = (
         "import sys, numpy as np\n"
         "import millinet.envs.features as f\n"
-        "f.featurize(np.array([0, 100, 100, 50, 1000.]), np.zeros((8, 10)))\n"
+        "f.featurize(np.array([0, 100, 100, 50, 1000.]), np.zeros((8, len(f.TELEMETRY_FIELDS))))\n"
         "bad = [m for m in ('torch', 'millinet.envs.engine', 'pydantic') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -16,7 +16,7 @@ from _export_fixtures import shared_run
 
 from millinet.agents.policy import Policy
 from millinet.envs.engine import Engine
-from millinet.envs.features import featurize
+from millinet.envs.features import featurize, observation_size
 from millinet.envs.scenario import load_scenario
 from millinet.experiments.cli import main as cli
 from millinet.scheduler.runtime import PolicyFolderError, load_policy_folder
@@ -80,7 +80,11 @@ def test_refuses_a_modified_model(copy):
         ({"observation__features_version": 99}, r"unknown featuriser version 99"),
         ({"format": "something-else"}, r"format is 'something-else'"),
         ({"classes": ["a", "b", "c"]}, r"classes .* differ"),
-        ({"K": 9}, r"observation.size 119 != 7 \+ 14 K = 133"),
+        (
+            {"K": 9},
+            rf"observation.size {observation_size(8)} != observation_size\(K\) = "
+            rf"{observation_size(9)}",
+        ),
     ],
 )
 def test_refuses_unknown_versions_and_layouts(copy, changes, message):
@@ -165,8 +169,10 @@ def test_runtime_and_service_import_no_training_stack(exported):
         from millinet.scheduler.service import create_app
         from millinet.scheduler.client import build_request
         p = load_policy_folder({str(exported)!r})
-        tel = np.zeros((8, 10)); tel[:, 8] = -1
-        tel[0] = (1, 200, 2, 0, 0, 0, 50, 16, 1, 0)
+        from millinet.envs.features import telemetry_row
+        tel = np.array([telemetry_row()] * 8)
+        tel[0] = telemetry_row(valid=1, base_rtt_us=200, serialisation_us=2, compute_us=50,
+                               servers=16, tier=1)
         d = p.decide(np.array([0, 200, 200, 50, 1000.0]), tel)
         assert d.slot == 0, d
         create_app(p); build_request(np.array([0, 200, 200, 50, 1000.0]), tel)
@@ -206,13 +212,12 @@ def test_runtime_nearest_rule_matches_the_heuristic_under_faults():
     """Slot 0 (near site, first path) masked: the near site's second path (slot 1) is slower
     than the next site's first path (slot 2), so 'first feasible' would be wrong."""
     from millinet.agents.heuristics import HEURISTICS
-    from millinet.envs.features import featurize
+    from millinet.envs.features import telemetry_row
     from millinet.scheduler.runtime import _nearest
 
-    tel = np.zeros((4, 10))
-    tel[:, 0] = 1
-    tel[:, 8] = 1
-    tel[:, 1] = [100.0, 400.0, 250.0, 500.0]  # base RTT, us
+    tel = np.array(
+        [telemetry_row(valid=1, tier=1, base_rtt_us=rtt) for rtt in (100.0, 400.0, 250.0, 500.0)]
+    )
     mask = np.array([False, True, True, True])
     obs = featurize(np.array([0, 100, 100, 50, 1000.0]), tel)
     expected = HEURISTICS["nearest"]().act(obs, mask)

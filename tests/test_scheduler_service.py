@@ -43,11 +43,13 @@ CANDIDATE = {
     "serialisation_us": 2.5,
     "up_backlog_us": 0.0,
     "down_backlog_us": 0.0,
-    "compute_wait_us": 0.0,
     "compute_us": 60.0,
     "servers": 16,
     "tier": "edge",
     "recent_violation": 0.0,
+    "report_age_us": 400.0,
+    "busy_servers": 3,
+    "queued_tasks": 0,
 }
 TASK = {"cls": "robot_sync", "up_bytes": 200, "down_bytes": 200, "compute_us": 60}
 TASK["deadline_us"] = 1000.0

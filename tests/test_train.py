@@ -16,6 +16,7 @@ from millinet.agents.inference import load_run_policy, policy_from_model
 from millinet.agents.ppo import Trainer
 from millinet.agents.train_config import load_train_config, validate_train_config
 from millinet.envs.errors import ConfigError
+from millinet.envs.features import observation_size
 from millinet.experiments.cli import main
 
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "ppo_tiny.yaml"
@@ -225,7 +226,7 @@ def test_plain_ppo_option(tmp_path):
     policy = load_run_policy(trainer.root, "last")
     mask = np.zeros(8, dtype=bool)
     mask[5] = True
-    obs = np.zeros(7 + 14 * 8, dtype=np.float32)
+    obs = np.zeros(observation_size(8), dtype=np.float32)
     assert policy.act(obs, mask) == 5  # masked argmax: always a feasible slot
 
 
