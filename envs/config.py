@@ -439,10 +439,15 @@ class TelemetryConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _jitter_below_period(self) -> TelemetryConfig:
+    def _consistent(self) -> TelemetryConfig:
         if self.jitter_us >= self.period_us:
             raise ValueError(
                 f"jitter_us ({self.jitter_us}) must be smaller than period_us ({self.period_us})"
+            )
+        if self.controller is not None and self.scheduler != "central":
+            raise ValueError(
+                "a controller places a central scheduler; per_factory schedulers sit at their "
+                "factories (set scheduler: central, or drop controller)"
             )
         return self
 

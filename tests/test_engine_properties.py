@@ -2,15 +2,18 @@
 
 Scenarios vary the topology (ring, grid, explicit random tree), link capacities, pool sizes,
 factories and their workloads, drop-tail queue limits (small ones force drops), FIFO or strict
-priority links, candidate-set shape, scheduled and random faults, and the seed. Decisions are
-random feasible slots from a seeded RNG, with a few deliberately random (possibly infeasible)
+priority links, candidate-set shape, scheduled and random faults, the telemetry (oracle, or
+reports with random periods, delays, phases, jitter, central or per-factory schedulers) and
+the seed. Decisions read the telemetry: half of them take the slot with the least reported
+backlog, the rest a random feasible slot, with a few deliberately random (possibly infeasible)
 slots so that rejections occur too. For every example:
 
 * conservation: every dispatched task id is recorded exactly once; on time + late + dropped =
   dispatched; ``in_flight == 0`` after ``drain()``;
 * records are coherent: a completed task's latency is the sum of its components, none negative,
   late exactly when over the deadline; a dropped task has a NaN latency and a drop reason;
-* determinism: the same seed and the same decisions give identical records.
+* the telemetry is finite and non-negative, and a report is never from the future;
+* determinism: the same seed and the same decisions give identical records and telemetry.
 """
 
 import numpy as np
@@ -19,7 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from millinet.envs.engine import DROPPED, LATE, ON_TIME, Engine
+from millinet.envs.features import TELEMETRY_FIELDS, TIER_COLUMN
 from millinet.envs.scenario import load_scenario
+
+_UP, _AGE = TELEMETRY_FIELDS.index("up_backlog_us"), TELEMETRY_FIELDS.index("report_age_us")
 
 CAPACITIES_GBPS = [0.1, 1.0, 10.0, 100.0]
 
@@ -121,6 +127,21 @@ def _workload(draw) -> dict:
     return out
 
 
+def _telemetry(draw) -> dict:
+    if draw(st.booleans()):
+        return {"mode": "oracle"}
+    period = draw(st.sampled_from([50.0, 500.0, 2_000.0, 10_000.0]))
+    return {
+        "mode": "reported",
+        "period_us": period,
+        "processing_us": draw(st.sampled_from([0.0, 50.0, 3_000.0])),
+        "propagation": draw(st.booleans()),
+        "phase": draw(st.sampled_from(["random", "aligned"])),
+        "jitter_us": draw(st.sampled_from([0.0, 0.5])) * period,
+        "scheduler": draw(st.sampled_from(["central", "per_factory"])),
+    }
+
+
 @st.composite
 def scenarios(draw) -> tuple[dict, int, int]:
     """(scenario dict, engine seed, decision seed)."""
@@ -164,29 +185,39 @@ def scenarios(draw) -> tuple[dict, int, int]:
         "candidates": {"sites": draw(st.integers(1, 3)), "paths": draw(st.integers(1, 3))},
         "factories": factories,
         "faults": faults,
+        "telemetry": _telemetry(draw),
     }
     return spec, draw(st.integers(0, 2**16)), draw(st.integers(0, 2**16))
 
 
-def run_random(scenario, seed: int, decision_seed: int) -> tuple[Engine, list[int]]:
-    """Run to the scenario's duration with random decisions: mostly a random feasible slot,
-    sometimes (5 %) any slot, feasible or not. Returns the drained engine and dispatched ids."""
+def run_random(scenario, seed: int, decision_seed: int) -> tuple[Engine, list[int], float]:
+    """Run to the scenario's duration: half the decisions take the feasible slot of least
+    reported uplink backlog, the others a random feasible slot, and 5 % any slot, feasible or
+    not. Returns the drained engine, the dispatched ids and a checksum of all telemetry read."""
     rng = np.random.default_rng(decision_seed)
     engine = Engine(scenario, seed)
     dispatched = []
+    checksum = 0.0
     while True:
         a = engine.next_arrival()
         if a.time_s >= scenario.config.duration_s:
             break
+        tel = engine.telemetry(a)
+        assert np.isfinite(tel).all() and (np.delete(tel, TIER_COLUMN, axis=1) >= 0).all(), tel
+        assert (tel[:, _AGE] <= a.time_s * 1e6 + 1e-6).all(), "a report from the future"
+        checksum += float(tel.sum())
         feasible = np.flatnonzero(engine.mask(a))
         if feasible.size and rng.random() >= 0.05:
-            slot = int(rng.choice(feasible))
+            if rng.random() < 0.5:
+                slot = int(feasible[np.argmin(tel[feasible, _UP])])
+            else:
+                slot = int(rng.choice(feasible))
         else:
             slot = int(rng.integers(engine.net.K))
         engine.dispatch(a, slot)
         dispatched.append(a.task_id)
     engine.drain()
-    return engine, dispatched
+    return engine, dispatched, checksum
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -194,7 +225,7 @@ def run_random(scenario, seed: int, decision_seed: int) -> tuple[Engine, list[in
 def test_conservation_coherence_and_determinism(case):
     spec, seed, decision_seed = case
     scenario = load_scenario(spec)
-    engine, dispatched = run_random(scenario, seed, decision_seed)
+    engine, dispatched, checksum = run_random(scenario, seed, decision_seed)
     rec = engine.record_array()
 
     # conservation
@@ -217,7 +248,8 @@ def test_conservation_coherence_and_determinism(case):
     assert np.isnan(dropped["latency_s"]).all() and (dropped["reason"] > 0).all()
 
     # determinism: same seed, same decisions -> identical records (NaN compares equal)
-    again, _ = run_random(load_scenario(spec), seed, decision_seed)
+    again, _, checksum2 = run_random(load_scenario(spec), seed, decision_seed)
+    assert checksum == checksum2
     rec2 = again.record_array()
     for field in rec.dtype.names:
         np.testing.assert_array_equal(rec[field], rec2[field], err_msg=field)
