@@ -555,11 +555,17 @@ class Engine:
             if done:
                 del ends[:done]
                 self._p_ended[p] += done
-        for times, values in ((self._qh_t, self._qh_v), (self._sv_t, self._sv_v)):
-            for i, ts in enumerate(times or ()):
-                keep = bisect_right(ts, horizon) - 1  # the value in force at the horizon
-                if keep > 0:
-                    del ts[:keep], values[i][:keep]
+        if self._qh_t is not None:
+            sites = set(self.net.pool_site)
+            for times, values, elements in (
+                (self._qh_t, self._qh_v, self.net.trip_queues),  # no task visits the others
+                (self._sv_t, self._sv_v, sites),
+            ):
+                for i in elements:
+                    ts = times[i]
+                    keep = bisect_right(ts, horizon) - 1  # the value in force at the horizon
+                    if keep > 0:
+                        del ts[:keep], values[i][:keep]
         if self._view is not None:
             self._view.prune(horizon)
 

@@ -110,6 +110,11 @@ class CompiledNetwork:
         self.candidates: list[dict[str, CandidateSet]] = [
             {r: self._candidate_set(graph, fnode, r) for r in RESOURCES} for fnode in factories
         ]
+        self.trip_queues: tuple[int, ...] = tuple(
+            sorted({q for per_factory in self.candidates for cs in per_factory.values()
+                    for q in cs.queues})
+        )  # fmt: skip
+        """Every link direction some task can visit: the only ones with a queue history."""
 
     def queue(self, u: int, v: int) -> int:
         """Queue id of the direction u -> v of the link joining u and v."""

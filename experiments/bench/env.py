@@ -1,15 +1,18 @@
 """``millinet bench env``: how fast the environment decides, and what share of PPO it costs.
 
-Measures, in one run (issue #3's targets, recorded beside the figures and never asserted):
+Measures, in one run (targets recorded beside the figures and never asserted):
 
 a. decisions per second of ``PlacementEnv.step`` with random valid actions on the default
-   scenario (median of repeats; target >= 30,000);
+   scenario, under its shipped reported telemetry and under the oracle view, interleaved
+   (median of repeats; target >= 30,000; reported may cost at most 1.3x the oracle's time per
+   decision);
 b. the env's share of wall time in a short stock MaskablePPO run (SB3's default
    hyperparameters) with ``DummyVecEnv`` and 8 envs, timed by
    ``millinet.agents.wrappers.TimedVecEnv`` (env step, reset and action masks) against the whole
    ``learn`` call (target <= 10 %);
 c. decisions per second on a ~20-node and a ~2,000-node city with the same factories and local
-   neighbourhood (the grid cities of ``bench sim``), and the slowdown (target <= 1.5x).
+   neighbourhood (the grid cities of ``bench sim``), under both telemetry modes, and the
+   slowdown (target <= 1.5x).
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ from millinet.experiments.bench.benchmarks import (
 
 TARGETS = {
     "decisions_per_s_min": 30_000,
+    "reported_cost_vs_oracle_max": 1.3,
     "env_share_of_ppo_wall_max": 0.10,
     "slowdown_2000_vs_20_nodes_max": 1.5,
 }
+ORACLE = {"mode": "oracle"}
+REPORTED = {"mode": "reported"}  # the schema's defaults: 1 ms reports, per-factory schedulers
 
 
 _log = bench_log("env")
@@ -85,44 +91,63 @@ def bench_env(
 ) -> dict:
     """Run the three measurements and write ``<out_dir>/env.json``; returns its content."""
     machine = machine_info()
-    default = PlacementEnv(DEFAULT_SCENARIO, horizon=2048)
-    _log(f"default scenario: {repeats} x {steps} random valid decisions")
-    rates = [decisions_per_second(default, steps, seed) for seed in range(repeats)]
+    views = {
+        "reported": PlacementEnv(DEFAULT_SCENARIO, horizon=2048),  # the shipped telemetry
+        "oracle": PlacementEnv({"extends": DEFAULT_SCENARIO, "telemetry": ORACLE}, horizon=2048),
+    }
+    shipped = views["reported"].scenario.config.telemetry.model_dump()
+    _log(f"default scenario: {repeats} x {steps} random valid decisions per telemetry mode")
+    rates: dict[str, list[float]] = {mode: [] for mode in views}
+    for seed in range(repeats):
+        for mode, env in views.items():  # interleaved, so both see the same machine load
+            rates[mode].append(decisions_per_second(env, steps, seed))
+    median = {mode: statistics.median(r) for mode, r in rates.items()}
 
-    _log("20-node vs 2,000-node city, interleaved")
-    cities = {"small": grid_city(4, 5), "large": grid_city(40, 50)}
-    city_rates: dict[str, list[float]] = {"small": [], "large": []}
+    _log("20-node vs 2,000-node city, both telemetry modes, interleaved")
+    cities = {
+        f"{size}_{mode}": dict(spec, telemetry=telemetry)
+        for size, spec in (("small", grid_city(4, 5)), ("large", grid_city(40, 50)))
+        for mode, telemetry in (("oracle", ORACLE), ("reported", REPORTED))
+    }
+    city_rates: dict[str, list[float]] = {name: [] for name in cities}
     nodes = {}
     for seed in range(repeats):
-        for size, spec in cities.items():  # one city alive at a time
+        for name, spec in cities.items():  # one city alive at a time
             env = PlacementEnv(load_scenario(spec), horizon=2048)
-            nodes[size] = len(env.scenario.topology.nodes)
-            city_rates[size].append(decisions_per_second(env, steps // 2, seed))
+            nodes[name.split("_")[0]] = len(env.scenario.topology.nodes)
+            city_rates[name].append(decisions_per_second(env, steps // 2, seed))
             del env
 
     _log(f"MaskablePPO, DummyVecEnv x 8, {ppo_timesteps} steps")
     ppo = env_share_of_ppo(ppo_timesteps)
 
-    small, large = (statistics.median(city_rates[s]) for s in ("small", "large"))
+    city = {name: statistics.median(r) for name, r in city_rates.items()}
+    slowdown = {m: city[f"small_{m}"] / city[f"large_{m}"] for m in ("oracle", "reported")}
     result = {
         "benchmark": "env",
         "command": "millinet bench env",
         "machine": machine,
         "targets": TARGETS,
-        "decisions_per_s": {"median": statistics.median(rates), "runs": rates},
+        "decisions_per_s": {
+            "median": median,
+            "runs": rates,
+            "reported_telemetry": shipped,
+            "reported_cost_vs_oracle": median["oracle"] / median["reported"],
+        },
         "ppo": ppo,
         "city_size": {
             "nodes": nodes,
-            "decisions_per_s": {"small": small, "large": large},
+            "decisions_per_s": city,
             "runs": city_rates,
-            "slowdown_large_vs_small": small / large,
+            "slowdown_large_vs_small": slowdown,
         },
         "note": "wall-clock on a shared machine; compare ratios within one run",
     }
     path = write_result(result, out_dir, "env")
     _log(
-        f"{result['decisions_per_s']['median']:,.0f} decisions/s; env share of PPO "
+        f"{median['reported']:,.0f} decisions/s under reports, {median['oracle']:,.0f} under "
+        f"the oracle ({median['oracle'] / median['reported']:.2f}x); env share of PPO "
         f"{ppo['env_share']:.1%}; {nodes['large']}-node vs {nodes['small']}-node slowdown "
-        f"{small / large:.2f}x -> {path}"
+        f"{slowdown['oracle']:.2f}x (oracle), {slowdown['reported']:.2f}x (reported) -> {path}"
     )
     return result
