@@ -194,6 +194,14 @@ class EarliestFinishPolicy:
         return _argmin_lex(mask, cand[:, _EST], cand[:, _RTT])
 
 
+def own_corrected_estimate(cand: np.ndarray) -> np.ndarray:
+    """``est_latency_per_deadline`` (K,) plus, where the pool looked full once the scheduler's
+    own unreported dispatches are counted (busy servers + own dispatches >= servers), their
+    work spread over the servers; ``cand`` is the (K, 19) candidate block."""
+    full = cand[:, _BUSY] + cand[:, _OWN] >= 1.0
+    return cand[:, _EST] + np.where(full, cand[:, _OWN_WAIT], 0.0)
+
+
 class EarliestFinishOwnPolicy:
     """``earliest-finish-own``: earliest finish, with the report corrected by the scheduler's
     own dispatches since it was measured.
@@ -214,9 +222,7 @@ class EarliestFinishOwnPolicy:
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         cand = candidate_matrix(observation, _k_of(observation))
-        full = cand[:, _BUSY] + cand[:, _OWN] >= 1.0
-        est = cand[:, _EST] + np.where(full, cand[:, _OWN_WAIT], 0.0)
-        return _argmin_lex(mask, est, cand[:, _RTT])
+        return _argmin_lex(mask, own_corrected_estimate(cand), cand[:, _RTT])
 
 
 class PowerOfDPolicy:
@@ -276,17 +282,22 @@ class DeadlineAwarePolicy:
     name = "deadline-aware"
 
     def __init__(
-        self, seed: int = 0, tight_deadline_us: float = 2_000.0, margin: float = 0.5
+        self,
+        seed: int = 0,
+        tight_deadline_us: float = 2_000.0,
+        margin: float = 0.5,
+        own_correction: bool = False,
     ) -> None:
         del seed
         if not 0.0 <= margin < 1.0:
             raise ValueError(f"margin must be in [0, 1), got {margin}")
         self.tight_deadline_us = float(tight_deadline_us)
         self.margin = float(margin)
+        self.own_correction = bool(own_correction)
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         cand = candidate_matrix(observation, _k_of(observation))
-        est = cand[:, _EST]
+        est = own_corrected_estimate(cand) if self.own_correction else cand[:, _EST]
         if deadline_us_of(observation) <= self.tight_deadline_us:
             return _argmin_lex(mask, est, cand[:, _RTT])
         ok = np.asarray(mask, dtype=bool) & (est <= 1.0 - self.margin)
