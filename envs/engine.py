@@ -586,7 +586,8 @@ class Engine:
             drain = self._q_drain
         else:
             sched = view.scheduler_of_factory[arrival.factory]
-            drain = view.link_drains(sched, cset.queues, now)
+            view.refresh(sched, now)
+            drain = view.q_drain[sched]
         pools: dict[int, tuple] = {}
         rows = [EMPTY_TELEMETRY_ROW] * len(cset.slots)
         for k, c in cset.live:
@@ -605,7 +606,7 @@ class Engine:
                     viol = self._site_viol[c.site]
                     age = own = own_work = 0.0
                 else:
-                    report, own, own_work = view.pool(sched, c.pool, now)
+                    report, own, own_work = view.pool(sched, c.pool)
                     measured, busy, queued, qwork, mean, viol = report
                     age = now - measured
                 pool = pools[c.pool] = (

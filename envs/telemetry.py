@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
+from heapq import heapreplace
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -121,9 +122,10 @@ class ReportedView:
     """What each scheduler of one episode knows: its latest visible report of every element it
     reads, and its own dispatches since. Built by the engine at reset (reported mode only).
 
-    Reports are refreshed lazily: an element's cached report is replaced when the next one
-    becomes visible to that scheduler (``*_expiry``), so each element costs one comparison per
-    read and one history lookup per period.
+    Reports are refreshed lazily: each scheduler keeps a heap of the times at which the next
+    report of each element it reads (the links and pools of its factories' candidates) becomes
+    visible; :meth:`refresh` replaces the due ones. A decision costs one comparison when no
+    report is due, and each element one history lookup per period.
     """
 
     def __init__(self, engine: Engine, plan: ReportPlan, seed: int) -> None:
@@ -147,12 +149,22 @@ class ReportedView:
         self.carries_pools = "pool_occupancy" in cfg.carries
         self.carries_violations = "recent_violation" in cfg.carries
         n_s = len(plan.scheduler_nodes)
-        # per scheduler: the time each link direction's reported queue drains, and when the
-        # next report of it becomes visible (-1: not read yet)
+        # per scheduler: the time each link direction's reported queue drains, the latest
+        # report of each pool, and a heap of (next report visible at, element) of the elements
+        # it reads (queues q < n_q, pools n_q + p); -1: read at the first decision
         self.q_drain = [[0.0] * n_q for _ in range(n_s)]
-        self.q_expiry = [[-1.0] * n_q for _ in range(n_s)]
         self.p_report: list[list[PoolReport]] = [[(0.0,) * 6] * n_p for _ in range(n_s)]
-        self.p_expiry = [[-1.0] * n_p for _ in range(n_s)]
+        self._due: list[list[tuple[float, int]]] = []
+        for s in range(n_s):
+            sets = [
+                cset
+                for f, sched in enumerate(plan.scheduler_of_factory)
+                if sched == s
+                for cset in net.candidates[f].values()
+            ]
+            queues = {q for cset in sets for q in cset.queues}
+            pools = {n_q + c.pool for cset in sets for _, c in cset.live}
+            self._due.append([(-1.0, e) for e in sorted(queues | pools)] or [(math.inf, -1)])
         # per scheduler and pool: own dispatch times and the running sum of their work (s)
         self.own_t: list[list[list[float]]] = [[[] for _ in range(n_p)] for _ in range(n_s)]
         self.own_work: list[list[list[float]]] = [[[0.0] for _ in range(n_p)] for _ in range(n_s)]
@@ -184,36 +196,35 @@ class ReportedView:
         return measured, phase + (n + 1) * period + self._jitter(element, n + 1) + delay
 
     # ------------------------------------------------------------------ reads
-    def link_drains(self, s: int, queues: tuple[int, ...], now: float) -> list[float]:
-        """Scheduler ``s``'s view of when each link direction's queue drains: refreshes the
-        reports of ``queues`` that have expired and returns the per-queue list (seconds; the
-        aged backlog of queue q is ``max(0, drains[q] - now)``)."""
-        drain, expiry = self.q_drain[s], self.q_expiry[s]
-        for q in queues:
-            if now >= expiry[q]:
-                measured, expiry[q] = self.visible(q, self.phase_q[q], self.plan.delay_q[s][q], now)
-                at = self.engine.link_drain_at(q, measured) if self.carries_links else 0.0
-                drain[q] = at if at > measured else measured
-        return drain
+    def refresh(self, s: int, now: float) -> None:
+        """Bring scheduler ``s``'s reports up to ``now``: replace every report whose successor
+        has become visible."""
+        due = self._due[s]
+        n_q, delay_q, delay_p = self._n_q, self.plan.delay_q[s], self.plan.delay_p[s]
+        engine = self.engine
+        while due[0][0] <= now:
+            e = due[0][1]
+            if e < n_q:
+                measured, visible = self.visible(e, self.phase_q[e], delay_q[e], now)
+                at = engine.link_drain_at(e, measured) if self.carries_links else 0.0
+                self.q_drain[s][e] = at if at > measured else measured
+            else:
+                p = e - n_q
+                measured, visible = self.visible(e, self.phase_p[p], delay_p[p], now)
+                busy, queued, work, mean = (
+                    engine.pool_state(p, measured) if self.carries_pools else (0, 0, 0.0, 0.0)
+                )
+                viol = (
+                    engine.site_violation_at(engine.net.pool_site[p], measured)
+                    if self.carries_violations
+                    else 0.0
+                )
+                self.p_report[s][p] = (measured, busy, queued, work, mean, viol)
+            heapreplace(due, (visible, e))
 
-    def pool(self, s: int, p: int, now: float) -> tuple[PoolReport, int, float]:
+    def pool(self, s: int, p: int) -> tuple[PoolReport, int, float]:
         """(scheduler ``s``'s latest report of pool ``p``, own dispatches to ``p`` since it was
-        measured, their work (s))."""
-        if now >= self.p_expiry[s][p]:
-            element = self._n_q + p
-            measured, self.p_expiry[s][p] = self.visible(
-                element, self.phase_p[p], self.plan.delay_p[s][p], now
-            )
-            engine = self.engine
-            busy, queued, work, mean = (
-                engine.pool_state(p, measured) if self.carries_pools else (0, 0, 0.0, 0.0)
-            )
-            viol = (
-                engine.site_violation_at(engine.net.pool_site[p], measured)
-                if self.carries_violations
-                else 0.0
-            )
-            self.p_report[s][p] = (measured, busy, queued, work, mean, viol)
+        measured, their work (s)); call :meth:`refresh` first."""
         report = self.p_report[s][p]
         times = self.own_t[s][p]
         i = bisect_left(times, report[0])

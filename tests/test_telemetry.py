@@ -79,13 +79,13 @@ def _run_recording(scenario, seed: int, policy: str, until_s: float):
         if len(decisions) % 10 == 9:
             s = view.scheduler_of_factory[a.factory]
             cset = engine.candidates(a)
-            view.link_drains(s, cset.queues, engine.now)
+            view.refresh(s, engine.now)
             for q in cset.queues:
                 drain = view.q_drain[s][q]
                 measured = view.visible(q, view.phase_q[q], view.plan.delay_q[s][q], a.time_s)[0]
                 notes.append(("link", q, measured, drain))
             for _, c in cset.live:
-                report, _, _ = view.pool(s, c.pool, engine.now)
+                report, _, _ = view.pool(s, c.pool)
                 notes.append(("pool", c.pool, report[0], report[1:]))
         engine.dispatch(a, slot)
         decisions.append((a.time_s, slot))
