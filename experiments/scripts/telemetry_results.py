@@ -119,16 +119,10 @@ def page(rows: list[dict], args, view_names: list[str], wall_s: float) -> str:
         "Regenerate this page, `results/telemetry/telemetry.csv` and the plot with:",
         "",
         "```bash",
-        "PYTHONPATH= .venv/bin/python experiments/scripts/telemetry_results.py "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v if not isinstance(v, list) else ' '.join(map(str, v))}"
-            for k, v in (
-                ("seeds", args.seeds),
-                ("duration", args.duration),
-                ("loads", args.loads),
-                ("periods_ms", args.periods_ms),
-            )
-        ),  # fmt: skip
+        ".venv/bin/python experiments/scripts/telemetry_results.py "
+        f"--seeds {args.seeds} --duration {args.duration:g} "
+        f"--loads {' '.join(f'{x:g}' for x in args.loads)} "
+        f"--periods-ms {' '.join(f'{x:g}' for x in args.periods_ms)}",
         "```",
         "",
         f"Machine: {platform.platform()}, {platform.processor() or 'cpu'}, "
@@ -151,7 +145,7 @@ def page(rows: list[dict], args, view_names: list[str], wall_s: float) -> str:
             cols = ["oracle"] + [v for v in view_names if v.endswith(sched)]
             head = ["policy"] + [c.replace(f"-{sched}", "") for c in cols]
             lines += [
-                f"**{sched.replace('_', '-')} schedulers**",
+                "**per-factory schedulers**" if sched == "per_factory" else "**central scheduler**",
                 "",
                 "| " + " | ".join(head) + " |",
                 "|" + "---|" * len(head),
