@@ -74,9 +74,11 @@ quiet "$WORK/serve/bin/pip" install "${PIP_QUIET[@]}" "$WHEEL[serve]"
 import importlib.util, sys
 import numpy as np
 from millinet.experiments.bench.service_process import running_service
+from millinet.envs.features import telemetry_row
 from millinet.scheduler.client import SchedulerClient, build_request
-tel = np.zeros((8, 10)); tel[:, 8] = -1
-tel[0] = (1, 200, 2, 0, 0, 0, 50, 16, 1, 0)
+tel = np.array([telemetry_row()] * 8)
+tel[0] = telemetry_row(valid=1, base_rtt_us=200, serialisation_us=2, compute_us=50, servers=16,
+                       tier=1, report_age_us=300)
 with running_service(sys.argv[1]) as svc, SchedulerClient(svc.url) as client:
     answer = client.decide(build_request(np.array([0, 200, 200, 50, 1000.0]), tel))
 assert answer["slot"] == 0, answer
