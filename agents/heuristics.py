@@ -26,13 +26,18 @@ Common rules:
   the links' utilisation history, upcoming faults, the remaining service of running tasks, and
   any latency beyond ``FEATURE_CLIP`` deadlines (clipped).
 
-``HEURISTICS`` maps each CLI name to a factory ``(seed: int = 0) -> Policy``; ``make_heuristic``
-builds one by name.
+``HEURISTICS`` maps each CLI name to a factory ``(seed: int = 0, **knobs) -> Policy``;
+``make_heuristic`` builds one by name. ``knobs(name)`` lists a rule's tunable parameters (read
+from its constructor: ``deadline-aware``'s ``tight_deadline_us``, ``margin`` and
+``own_correction``, ``power-of-d``'s ``d``); ``millinet sweep`` tunes them (a heuristic sweep)
+and a *tuned-heuristic file* names a rule with its parameters (``millinet.agents.specs``).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +54,9 @@ __all__ = [
     "PowerOfDPolicy",
     "RandomPolicy",
     "ShortestQueuePolicy",
+    "check_params",
     "deadline_us_of",
+    "knobs",
     "make_heuristic",
 ]
 
@@ -291,6 +298,8 @@ class DeadlineAwarePolicy:
         del seed
         if not 0.0 <= margin < 1.0:
             raise ValueError(f"margin must be in [0, 1), got {margin}")
+        if not tight_deadline_us > 0.0:
+            raise ValueError(f"tight_deadline_us must be > 0, got {tight_deadline_us}")
         self.tight_deadline_us = float(tight_deadline_us)
         self.margin = float(margin)
         self.own_correction = bool(own_correction)
@@ -321,12 +330,48 @@ HEURISTICS: dict[str, Callable[..., Policy]] = {
 """CLI name -> factory ``(seed: int = 0) -> Policy``."""
 
 
-def make_heuristic(name: str, seed: int = 0) -> Policy:
-    """The heuristic called ``name`` (a key of ``HEURISTICS``), seeded with ``seed``.
+def knobs(name: str) -> dict[str, tuple[type, Any]]:
+    """The tunable parameters of heuristic ``name``: ``{parameter: (type, default)}``.
 
-    Raises ``KeyError`` naming the known heuristics for an unknown name."""
+    Read from the policy's constructor (every keyword argument but ``seed``), so the defaults
+    live in one place; empty for a rule without knobs. Types are ``float``, ``int`` or
+    ``bool``; the constructor checks the ranges (``ValueError``)."""
+    out = {}
+    for p in inspect.signature(HEURISTICS[name]).parameters.values():
+        if p.name == "seed":
+            continue
+        kind = {"float": float, "int": int, "bool": bool}[str(p.annotation)]
+        out[p.name] = (kind, p.default)
+    return out
+
+
+def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` for heuristic ``name`` with each value checked against its knob's type (an
+    int is accepted for a float, nothing else converts); ``ValueError`` naming the parameter
+    otherwise, including the constructor's range checks. Returns the values as given."""
+    known = knobs(name)
+    for key, value in params.items():
+        if key not in known:
+            names = ", ".join(known) or "none"
+            raise ValueError(f"{key!r} is not a parameter of {name} (its parameters: {names})")
+        kind = known[key][0]
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ValueError(f"{key} must be {kind.__name__}, got {value!r}")
+    HEURISTICS[name](**params)  # the constructor's range checks
+    return dict(params)
+
+
+def make_heuristic(name: str, seed: int = 0, **params: Any) -> Policy:
+    """The heuristic called ``name`` (a key of ``HEURISTICS``), seeded with ``seed``, with
+    ``params`` for its knobs (:func:`knobs`; default values otherwise).
+
+    Raises ``KeyError`` naming the known heuristics for an unknown name, ``ValueError`` for a
+    parameter it does not have or a value out of range."""
     try:
         factory = HEURISTICS[name]
     except KeyError:
         raise KeyError(f"unknown heuristic {name!r}; known: {', '.join(HEURISTICS)}") from None
-    return factory(seed=seed)
+    return factory(seed=seed, **check_params(name, params))

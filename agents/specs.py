@@ -3,46 +3,139 @@
 A policy *spec* is one of
 
 * a heuristic name (``millinet.agents.heuristics.HEURISTICS``: random, nearest, least-loaded,
-  shortest-queue, earliest-finish, deadline-aware);
+  shortest-queue, earliest-finish, deadline-aware, earliest-finish-own, power-of-d);
+* a *tuned-heuristic file* (``.yaml``/``.yml``): a heuristic with parameters, as
+  ``millinet sweep`` writes it after tuning on validation seeds (:class:`TunedHeuristic`)::
+
+      heuristic: deadline-aware
+      params: {margin: 0.3, tight_deadline_us: 2000.0, own_correction: false}
+      tuned_on: suite main, validation seeds ...      # optional provenance
+      objective: {violation_rate_1ms: 0.0012}          # optional: what it scored there
+      source: millinet sweep --config ...              # optional: what made it
+
 * an exported policy folder (holds ``manifest.json``), loaded by
   ``millinet.scheduler.runtime.load_policy_folder`` (needs the ``serve`` or ``export`` extra);
 * a trained run folder (``config.yaml`` and ``checkpoints/`` or ``best/``), loaded by
   ``millinet.agents.inference.load_run_policy`` (needs the ``train`` extra): its ``best`` model,
   or ``RUN_DIR@CHECKPOINT`` for another one (``@last``, ``@pretrained`` or ``@<steps>``).
 
-Every command (``simulate``, ``evaluate``, ``benchmark``) goes through :func:`load_policy`;
+Every command (``simulate``, ``evaluate``, ``benchmark``, heuristic sweeps) goes through
+:func:`load_policy`;
 :class:`PolicyChooser` adapts a policy to the simulator's ``choose(engine, arrival)``. This
 module imports neither torch nor onnxruntime: a loader is imported only for its kind of spec.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
 
-from millinet.agents.heuristics import HEURISTICS, make_heuristic
+from millinet.agents.heuristics import HEURISTICS, check_params, knobs, make_heuristic
 from millinet.agents.policy import Policy
 from millinet.envs.config import CLASS_NAMES
 from millinet.envs.engine import Arrival, Engine
-from millinet.envs.errors import MillinetError, require_extra
+from millinet.envs.errors import ConfigError, MillinetError, require_extra
 from millinet.envs.features import featurize_rows
 from millinet.envs.scenario import Scenario
 from millinet.envs.simulation import Chooser, nearest_slot
+from millinet.envs.validation import StrictModel, read_yaml, validate
 
 POLICY_HELP = (
-    f"a heuristic ({', '.join(HEURISTICS)}), a trained run folder (runs/<name>: its best "
-    "model; runs/<name>@last, @pretrained or @<steps> for another checkpoint) or an exported "
-    "policy folder (holds manifest.json)"
+    f"a heuristic ({', '.join(HEURISTICS)}), a tuned-heuristic file (heuristic.yaml: a "
+    "heuristic with parameters, as millinet sweep writes it), a trained run folder "
+    "(runs/<name>: its best model; runs/<name>@last, @pretrained or @<steps> for another "
+    "checkpoint) or an exported policy folder (holds manifest.json)"
 )
+TUNED_SUFFIXES = (".yaml", ".yml")
 
 
 class PolicySpecError(MillinetError):
     """A policy spec names nothing usable; the message says what and lists the options."""
 
 
+class TunedHeuristicError(ConfigError):
+    """A tuned-heuristic file is invalid: ``file: field: reason``."""
+
+
 def _known() -> str:
-    return f"known heuristics: {', '.join(HEURISTICS)}; or a trained run / exported policy folder"
+    return (
+        f"known heuristics: {', '.join(HEURISTICS)}; or a tuned-heuristic .yaml file, a "
+        "trained run or an exported policy folder"
+    )
+
+
+# --------------------------------------------------------------------------- tuned heuristics
+class TunedHeuristic(StrictModel):
+    """A heuristic with its parameters (a tuned-heuristic file; module docstring)."""
+
+    heuristic: str = Field(description="a name of millinet.agents.heuristics.HEURISTICS")
+    params: dict[str, StrictBool | StrictInt | StrictFloat] = Field(
+        default_factory=dict, description="knob -> value; knobs left out keep their defaults"
+    )
+    tuned_on: str | None = Field(None, description="where it was tuned (suite, seeds)")
+    objective: dict[str, float] | None = Field(
+        None, description="metric -> value it scored where it was tuned"
+    )
+    source: str | None = Field(None, description="the command or sweep that made it")
+
+    @field_validator("heuristic")
+    @classmethod
+    def _known_heuristic(cls, name: str) -> str:
+        if name not in HEURISTICS:
+            close = difflib.get_close_matches(name, list(HEURISTICS), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown heuristic {name!r}; {hint}known: {', '.join(HEURISTICS)}")
+        return name
+
+    def all_params(self) -> dict[str, Any]:
+        """Every knob of the heuristic: the file's values, defaults for the rest."""
+        return {k: self.params.get(k, default) for k, (_, default) in knobs(self.heuristic).items()}
+
+    def describe(self) -> str:
+        """``name k=v ...`` with every knob (``name`` alone for a rule without knobs)."""
+        values = self.all_params().items()
+        return " ".join([self.heuristic, *(f"{k}={_short(v)}" for k, v in values)])
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def is_tuned_heuristic_spec(spec: str) -> bool:
+    """Whether ``spec`` names a tuned-heuristic file (by its suffix)."""
+    return Path(spec).suffix.lower() in TUNED_SUFFIXES
+
+
+def load_tuned_heuristic(path: str | Path) -> TunedHeuristic:
+    """Read and validate a tuned-heuristic file; :class:`TunedHeuristicError` (one line naming
+    the file, the field and the reason) for a missing or bad file."""
+    source = str(path)
+    data = read_yaml(path, TunedHeuristicError)
+    tuned = validate(TunedHeuristic, data, source, TunedHeuristicError, "tuned-heuristic file")
+    for key in tuned.params:  # each knob alone first, so the message names it
+        try:
+            check_params(tuned.heuristic, {key: tuned.params[key]})
+        except ValueError as exc:
+            raise TunedHeuristicError(source, f"params.{key}", str(exc)) from None
+    try:
+        check_params(tuned.heuristic, tuned.params)
+    except ValueError as exc:
+        raise TunedHeuristicError(source, "params", str(exc)) from None
+    return tuned
+
+
+def describe_policy(spec: str) -> str:
+    """The parameters a policy spec runs with, for tables: ``deadline-aware margin=0.5 ...``
+    for a heuristic name or a tuned file (every knob, defaults filled in), else the spec."""
+    if spec in HEURISTICS:
+        return TunedHeuristic(heuristic=spec).describe()
+    if is_tuned_heuristic_spec(spec):
+        return load_tuned_heuristic(spec).describe()
+    return spec
 
 
 def split_checkpoint(spec: str) -> tuple[str, str | None]:
@@ -54,18 +147,50 @@ def split_checkpoint(spec: str) -> tuple[str, str | None]:
     return head, tail
 
 
+def policy_fingerprint(spec: str) -> str:
+    """What ``spec`` loads, as a string that changes when the policy does (cached results of
+    a spec are reused only while it stays the same): a heuristic's name; a tuned file's
+    heuristic and every parameter (not its provenance); for a folder (trained run, exported
+    policy), a digest of its files' names, sizes and modification times (TensorBoard
+    events left out) with the checkpoint suffix. Raises like :func:`load_policy` for a
+    spec that names nothing."""
+    import hashlib
+    import json
+
+    if spec in HEURISTICS:
+        return f"heuristic:{spec}"
+    if is_tuned_heuristic_spec(spec):
+        tuned = load_tuned_heuristic(spec)
+        return "tuned:" + json.dumps([tuned.heuristic, tuned.all_params()], sort_keys=True)
+    folder, checkpoint = split_checkpoint(spec)
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise PolicySpecError(f"policy folder not found {spec!r}; {_known()}")
+    digest = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        rel = f.relative_to(path)
+        if f.is_file() and rel.parts[0] != "tb":
+            st = f.stat()
+            digest.update(f"{rel.as_posix()}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return f"folder:{digest.hexdigest()[:16]}@{checkpoint or ''}"
+
+
 def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
     """The policy named by ``spec`` for ``scenario`` (see the module docstring).
 
-    ``seed`` seeds stochastic heuristics (``random``); trained and exported policies act
-    deterministically and ignore it. Raises a one-line
-    :class:`~millinet.envs.errors.MillinetError`: :class:`PolicySpecError` for an unknown name,
+    ``seed`` seeds stochastic heuristics (``random``, ``power-of-d``); trained and exported
+    policies act deterministically and ignore it. Raises a one-line
+    :class:`~millinet.envs.errors.MillinetError`: :class:`TunedHeuristicError` for a bad
+    tuned-heuristic file, :class:`PolicySpecError` for an unknown name,
     a missing folder, a folder of neither kind or a policy built for another K;
     ``MissingExtraError`` when the loader's extra is not installed; the loader's own error
     (``CheckpointError``, ``PolicyFolderError``) naming a missing or broken file.
     """
     if spec in HEURISTICS:
         return make_heuristic(spec, seed=seed)
+    if is_tuned_heuristic_spec(spec):
+        tuned = load_tuned_heuristic(spec)
+        return make_heuristic(tuned.heuristic, seed=seed, **tuned.params)
     spec, checkpoint = split_checkpoint(spec)
     path = Path(spec).expanduser()
     looks_like_path = any(sep in spec for sep in ("/", "\\")) or spec.startswith(".")

@@ -40,12 +40,12 @@ def validate_config(data: Any, source: str) -> schema.ScenarioConfig:
     return validate(schema.ScenarioConfig, data, source, ScenarioError, what="scenario")
 
 
-def _deep_merge(base: dict, override: dict) -> dict:
+def deep_merge(base: dict, override: dict) -> dict:
     """``override`` on top of ``base``: mappings merge recursively, other values replace."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -78,7 +78,7 @@ def _resolve_extends(data: dict, source: str, here: Path | None, chain: tuple[Pa
         loop = " -> ".join(str(p.name) for p in (*chain, parent_path.resolve()))
         raise ScenarioError(source, "extends", f"circular extends: {loop}")
     base = _read_yaml(parent_path, chain)
-    return _deep_merge(base, data)
+    return deep_merge(base, data)
 
 
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:

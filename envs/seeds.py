@@ -13,8 +13,13 @@ range         kind   seeds                     used for
 training      reset  [0, 900_000)              training episodes (drawn from the run seed)
 validation    reset  900_000 + i               evaluation during training, best-model choice
 report        reset  950_000 + i               a run's ``metrics.json``, sweep objectives
-test          engine 2**31 + i                 the evaluation harness (``millinet evaluate``)
+test          engine 2**31 + i                 the evaluation harness (``millinet evaluate``,
+                                               ``millinet benchmark``; ``--seed-base`` shifts i)
 ============  =====  ========================  ===============================================
+
+A benchmark suite (``millinet.experiments.benchmark``) picks its splits inside these ranges:
+its validation episodes are the engine seeds that ``PlacementEnv.reset`` derives from
+validation reset seeds (:func:`engine_seed_of_reset`), its test episodes are test engine seeds.
 
 Every engine seed a training, validation or report episode can reach is below 2**31, so no
 test episode (engine seed >= 2**31) is ever trained on, tuned on, or used to pick a model.
@@ -66,6 +71,17 @@ EVAL_SEED_BASE = TEST.start
 def eval_seeds(n: int, start: int = 0) -> list[int]:
     """Engine seeds of evaluation (test) episodes ``start .. start + n - 1``."""
     return TEST.seeds(n, start)
+
+
+def engine_seed_of_reset(reset_seed: int) -> int:
+    """The engine seed that ``PlacementEnv.reset(seed=reset_seed)`` runs: its first draw from
+    the generator gymnasium seeds with ``reset_seed`` (``np.random.default_rng``, PCG64 with a
+    SeedSequence). Replaying a validation or report episode outside the env (a heuristic tuned
+    on a suite's validation seeds) thus sees the arrivals a trained policy was selected on.
+    Always below 2**31: never a test seed."""
+    import numpy as np
+
+    return int(np.random.default_rng(reset_seed).integers(ENV_ENGINE_SEEDS))
 
 
 def is_eval_seed(seed: int) -> bool:

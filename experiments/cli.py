@@ -15,8 +15,8 @@ from millinet.envs.errors import MillinetError
 from millinet.experiments.errors import UserError
 
 COMMANDS = (
-    "scenarios", "simulate", "evaluate", "train", "analyze", "sweep", "export", "serve",
-    "bench", "demo",
+    "scenarios", "simulate", "evaluate", "benchmark", "train", "analyze", "sweep", "export",
+    "serve", "bench", "demo",
 )  # fmt: skip
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -140,7 +140,7 @@ def latency_cdfs(records: np.ndarray, warmup_s: float = 0.0) -> list[np.ndarray 
 _SCENARIOS: dict[str, Scenario] = {}
 
 
-def _scenario(spec: str | dict) -> Scenario:
+def cached_scenario(spec: str | dict) -> Scenario:
     """Build (once per process) the scenario named or described by ``spec``."""
     key = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
     if key not in _SCENARIOS:
@@ -163,7 +163,7 @@ def run_episode(job: Job) -> EpisodeResult:
     """Run one evaluation episode (top-level, so process pools can call it)."""
     from millinet.agents.specs import chooser_for
 
-    scenario = _scenario(job.scenario)
+    scenario = cached_scenario(job.scenario)
     choose = chooser_for(job.policy, scenario, seed=job.seed)
     start, cpu = time.perf_counter(), time.process_time()
     result = simulate(scenario, choose, job.duration_s, seed=job.seed)
@@ -225,11 +225,11 @@ class Evaluation:
     def difference(self, policy: str, baseline: str, metric: str = "violation_rate_1ms"):
         """(mean, low, high) of ``policy - baseline`` on ``metric``, paired over seeds."""
         return paired_difference_ci(
-            self.values(policy, metric), self.values(baseline, metric), seed=_stat_seed(metric)
+            self.values(policy, metric), self.values(baseline, metric), seed=stat_seed(metric)
         )
 
 
-def _stat_seed(metric: str) -> int:
+def stat_seed(metric: str) -> int:
     """A fixed bootstrap seed per metric name (stable across runs and Python processes)."""
     return sum(ord(ch) * (i + 1) for i, ch in enumerate(metric)) % (2**31)
 
@@ -238,8 +238,43 @@ def summarize_episodes(ev: Evaluation) -> None:
     """Fill ``ev.summary[policy][metric] = (mean, low, high)`` for ``SUMMARY_METRICS``."""
     for policy in ev.policies:
         ev.summary[policy] = {
-            m: bootstrap_ci(ev.values(policy, m), seed=_stat_seed(m)) for m in SUMMARY_METRICS
+            m: bootstrap_ci(ev.values(policy, m), seed=stat_seed(m)) for m in SUMMARY_METRICS
         }
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    workers: int = 1,
+    address: str | None = None,
+    fn: Callable[[Job], EpisodeResult] = run_episode,
+) -> Iterator[tuple[Job, EpisodeResult]]:
+    """Run ``fn`` (default :func:`run_episode`; a top-level function, so that it pickles) on
+    each job and yield ``(job, result)`` as each finishes (in no particular order).
+
+    ``workers`` 1: one after the other in this process. ``workers`` > 1: in that many spawned
+    processes (safe with any library state; a script calling this must guard its entry point
+    with ``if __name__ == "__main__":``). ``address``: as tasks on the running Ray cluster
+    there (``millinet.experiments.evaluation.ray_jobs``), ``workers`` ignored. An episode's
+    result does not depend on where it ran. If the consumer stops early (an error, Ctrl-C),
+    episodes not yet started are cancelled.
+    """
+    if address is not None:
+        from millinet.experiments.evaluation.ray_jobs import run_jobs_on_ray
+
+        yield from run_jobs_on_ray(jobs, address, fn=fn)
+        return
+    if workers <= 1:
+        for job in jobs:
+            yield job, fn(job)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(fn, job): job for job in jobs}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:  # a failed episode, Ctrl-C, or the consumer stopped
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def evaluate(
@@ -250,22 +285,27 @@ def evaluate(
     warmup_s: float = 0.0,
     workers: int = 1,
     on_done: Callable[[EpisodeResult], None] | None = None,
+    seed_base: int = 0,
 ) -> Evaluation:
     """Run every (policy, seed) episode of ``scenario`` and summarise them.
 
-    ``seeds``: a count n (episodes use ``eval_seeds(n)``) or explicit engine seeds.
+    ``seeds``: a count n (episodes use ``eval_seeds(n, seed_base)``, i.e. engine seeds
+    ``2**31 + seed_base + i``) or explicit engine seeds (``seed_base`` must then be 0).
     ``duration_s``: simulated time of arrivals per episode (default: the scenario's).
-    ``workers``: > 1 runs episodes in that many processes (spawned, so safe with any
-    library state; a script calling this must guard its entry point with
-    ``if __name__ == "__main__":``); results do not depend on it. ``on_done`` is called
-    after each episode.
+    ``workers``: > 1 runs episodes in that many processes (:func:`run_jobs`); results do not
+    depend on it. ``on_done`` is called after each episode.
     Policy specs are resolved up front (``millinet.agents.specs.load_policy``), so a bad name
     fails before any simulation runs.
     """
     from millinet.agents.specs import load_policy
 
-    built = _scenario(scenario)
-    seed_list = eval_seeds(seeds) if isinstance(seeds, int) else [int(s) for s in seeds]
+    built = cached_scenario(scenario)
+    if isinstance(seeds, int):
+        seed_list = eval_seeds(seeds, seed_base)
+    elif seed_base:
+        raise ValueError("seed_base offsets a count of seeds, not an explicit list")
+    else:
+        seed_list = [int(s) for s in seeds]
     if len(set(policies)) != len(policies):
         raise ValueError(f"policies listed twice: {list(policies)}")
     for spec in policies:
@@ -276,25 +316,10 @@ def evaluate(
     jobs = [Job(scenario, p, s, duration, warmup_s) for p in policies for s in seed_list]
     start = time.perf_counter()
     results: dict[tuple[str, int], EpisodeResult] = {}
-    if workers <= 1:
-        for job in jobs:
-            res = run_episode(job)
-            results[(job.policy, job.seed)] = res
-            if on_done:
-                on_done(res)
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_episode, job): job for job in jobs}
-            try:
-                for fut in as_completed(futures):
-                    job = futures[fut]
-                    res = fut.result()
-                    results[(job.policy, job.seed)] = res
-                    if on_done:
-                        on_done(res)
-            except BaseException:  # a failed episode or Ctrl-C: do not run the rest
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+    for job, res in run_jobs(jobs, workers):
+        results[(job.policy, job.seed)] = res
+        if on_done:
+            on_done(res)
     ev = Evaluation(
         scenario=built.name,
         policies=list(policies),

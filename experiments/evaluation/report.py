@@ -18,7 +18,8 @@ from millinet.envs.seeds import EVAL_SEED_BASE
 from millinet.experiments.evaluation.harness import Evaluation
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
+    """A rate as percent with 3 significant digits ("0" for zero, "–" for NaN)."""
     if math.isnan(x):
         return "–"
     if x == 0:
@@ -26,11 +27,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.3g}"
 
 
-def _us(x: float) -> str:
+def us(x: float) -> str:
+    """Microseconds with thousands separators ("–" for NaN)."""
     return "–" if math.isnan(x) else f"{x:,.0f}"
 
 
-def _with_ci(triple: tuple[float, float, float], fmt) -> str:
+def with_ci(triple: tuple[float, float, float], fmt) -> str:
+    """``mean [low, high]`` of a (mean, low, high) triple, each through ``fmt``."""
     mean, low, high = triple
     if math.isnan(mean):
         return "–"
@@ -41,7 +44,8 @@ def _with_ci(triple: tuple[float, float, float], fmt) -> str:
     return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
 
 
-def _signed_pct(triple: tuple[float, float, float]) -> str:
+def signed_pct(triple: tuple[float, float, float]) -> str:
+    """A difference of rates in signed percentage points, with its interval."""
     mean, low, high = triple
     if math.isnan(mean):
         return "–"
@@ -86,11 +90,11 @@ def markdown_summary(ev: Evaluation, image_dir: str | None = ".") -> str:
     for p in order:
         s = ev.summary[p]
         name = f"**{p}**" if p == best else p
-        delta = "(best)" if p == best else _signed_pct(ev.difference(p, best))
+        delta = "(best)" if p == best else signed_pct(ev.difference(p, best))
         lines.append(
-            f"| {name} | {_with_ci(s['violation_rate_1ms'], _pct)} | {delta} | "
-            f"{v_tight[p]:,} / {n_tight[p]:,} | {_with_ci(s['violation_rate'], _pct)} | "
-            f"{_with_ci(s['drop_rate'], _pct)} |"
+            f"| {name} | {with_ci(s['violation_rate_1ms'], pct)} | {delta} | "
+            f"{v_tight[p]:,} / {n_tight[p]:,} | {with_ci(s['violation_rate'], pct)} | "
+            f"{with_ci(s['drop_rate'], pct)} |"
         )
     lines += [
         "",
@@ -106,10 +110,10 @@ def markdown_summary(ev: Evaluation, image_dir: str | None = ".") -> str:
             deadline = ev.deadlines_us[c]
             dl = f"{deadline / 1000:g} ms"
             lines.append(
-                f"| {p} | {name} ({dl}) | {_with_ci(s[f'{name}_violation_rate'], _pct)} | "
-                f"{_with_ci(s[f'{name}_drop_rate'], _pct)} | "
-                f"{_with_ci(s[f'{name}_p50_us'], _us)} | {_with_ci(s[f'{name}_p99_us'], _us)} | "
-                f"{_with_ci(s[f'{name}_p999_us'], _us)} |"
+                f"| {p} | {name} ({dl}) | {with_ci(s[f'{name}_violation_rate'], pct)} | "
+                f"{with_ci(s[f'{name}_drop_rate'], pct)} | "
+                f"{with_ci(s[f'{name}_p50_us'], us)} | {with_ci(s[f'{name}_p99_us'], us)} | "
+                f"{with_ci(s[f'{name}_p999_us'], us)} |"
             )
     if image_dir is not None:
         lines += [
@@ -130,20 +134,20 @@ def best_line(ev: Evaluation) -> str:
     others = [p for p in ev.policies if p != best]
     s = ev.summary[best]["violation_rate_1ms"]
     if s[0] == s[1] == s[2]:
-        value = f"{_pct(s[0])} % in every seed"
+        value = f"{pct(s[0])} % in every seed"
     else:
-        value = f"{_with_ci(s, _pct)} %"
+        value = f"{with_ci(s, pct)} %"
     text = f"Strongest on `{ev.scenario}`: **{best}**, violation_rate_1ms {value}"
     n_tight = int(np.nansum(ev.values(best, "tasks_1ms")))
     if s[0] == 0 and n_tight:
         # no violation observed: the rule of three bounds the rate (tasks taken as independent)
-        text += f" (0 of {n_tight:,} tasks; 95% upper bound ≈ {_pct(3 / n_tight)} %)"
+        text += f" (0 of {n_tight:,} tasks; 95% upper bound ≈ {pct(3 / n_tight)} %)"
     if others:
         runner = min(others, key=lambda p: _nan_last(ev.summary[p]["violation_rate_1ms"][0]))
         d, dl, dh = ev.difference(runner, best)
-        runner_v = _with_ci(ev.summary[runner]["violation_rate_1ms"], _pct)
+        runner_v = with_ci(ev.summary[runner]["violation_rate_1ms"], pct)
         text += (
-            f"; the runner-up, {runner}, has {runner_v} %, {_signed_pct((d, dl, dh))} points "
+            f"; the runner-up, {runner}, has {runner_v} %, {signed_pct((d, dl, dh))} points "
             "more (paired 95% CI"
         )
         if not math.isnan(dl):

@@ -90,12 +90,18 @@ def prepare_environment(address: str | None) -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-def connect_ray(address: str | None, num_cpus: int | None, timeout: float, temp_dir=None) -> None:
+def connect_ray(
+    address: str | None,
+    num_cpus: int | None,
+    timeout: float,
+    temp_dir=None,
+    command: str = "millinet sweep",
+) -> None:
     """Start a local Ray instance (``address`` None) or connect to a running cluster.
 
-    With an address, a watchdog ends the process with a clear message when ``ray.init`` has
-    not returned after ``timeout`` seconds (it would otherwise retry forever on an address
-    that accepts TCP but is not a Ray head node)."""
+    With an address, a watchdog ends the process with a clear message (prefixed with
+    ``command``) when ``ray.init`` has not returned after ``timeout`` seconds (it would
+    otherwise retry forever on an address that accepts TCP but is not a Ray head node)."""
     prepare_environment(address)
     if address is not None:
         check_reachable(address, timeout)
@@ -107,7 +113,7 @@ def connect_ray(address: str | None, num_cpus: int | None, timeout: float, temp_
         if not done.wait(timeout):
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             print(
-                f"millinet sweep: error: could not connect to {where} within {timeout:g} s "
+                f"{command}: error: could not connect to {where} within {timeout:g} s "
                 "(is it a Ray head node's GCS address?)",
                 file=sys.stderr,
                 flush=True,
