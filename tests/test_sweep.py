@@ -60,8 +60,12 @@ def sweep_yaml(tmp_path: Path, name: str = "t", **changes) -> Path:
 
 # --------------------------------------------------------------------------- validation
 def test_shipped_sweep_configs_are_valid():
+    from millinet.envs.validation import read_yaml
+    from millinet.experiments.sweep.heuristic import is_heuristic_sweep, load_heuristic_sweep
+
     for path in sorted((REPO / "experiments" / "configs").glob("sweep_*.yaml")):
-        spec = load_sweep_config(path)
+        load = load_heuristic_sweep if is_heuristic_sweep(read_yaml(path)) else load_sweep_config
+        spec = load(path)
         assert spec.params, path
 
 

@@ -245,11 +245,14 @@ def list_suites() -> list[str]:
     return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
 
 
-def load_suite(spec: str | Path) -> Suite:
-    """Read, validate and resolve a suite (shipped name or YAML path); module docstring."""
+def load_suite(spec: str | Path, with_tuned: bool = True) -> Suite:
+    """Read, validate and resolve a suite (shipped name or YAML path); module docstring.
+
+    ``with_tuned`` False leaves the ``tuned`` files out (unread): a heuristic sweep reads the
+    suite it tunes on before those files exist."""
     path = suite_path(str(spec))
     data = read_yaml(path, SuiteError)
-    return resolve_suite(data, str(path), path.resolve().parent)
+    return resolve_suite(data, str(path), path.resolve().parent, with_tuned)
 
 
 def _scenario_file(name: str, base_dir: Path) -> str:
@@ -280,8 +283,11 @@ def _resolved(spec: str | dict, source: str, field_name: str) -> dict[str, Any]:
     return data
 
 
-def resolve_suite(data: Any, source: str, base_dir: Path = Path(".")) -> Suite:
-    """Validate plain suite data and resolve its test sets, heuristics and tuned files."""
+def resolve_suite(
+    data: Any, source: str, base_dir: Path = Path("."), with_tuned: bool = True
+) -> Suite:
+    """Validate plain suite data and resolve its test sets, heuristics and (``with_tuned``)
+    tuned files."""
     from millinet.agents.heuristics import HEURISTICS
     from millinet.agents.specs import TunedHeuristicError, load_tuned_heuristic
 
@@ -328,7 +334,7 @@ def resolve_suite(data: Any, source: str, base_dir: Path = Path(".")) -> Suite:
     if len(set(heuristics)) != len(heuristics):
         raise SuiteError(source, "heuristics", "a heuristic is listed twice")
     tuned = []
-    for i, name in enumerate(cfg.tuned):
+    for i, name in enumerate(cfg.tuned if with_tuned else []):
         path = Path(name) if Path(name).is_absolute() else base_dir / name
         try:
             load_tuned_heuristic(path)

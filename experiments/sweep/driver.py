@@ -23,6 +23,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -288,12 +290,12 @@ def _searcher(spec: SweepSpec):
     )
 
 
-def _new_tuner(spec: SweepSpec):
+def _new_tuner(spec: SweepSpec, trainable):
     from ray import tune
 
     cfg = spec.cfg
     return tune.Tuner(
-        _trainable(spec),
+        trainable,
         param_space=tune_space(spec),
         tune_config=tune.TuneConfig(
             metric=OBJECTIVE,
@@ -358,6 +360,37 @@ def saved_spec(spec: SweepSpec) -> SweepSpec:
     return saved
 
 
+def _ppo_outputs(spec: SweepSpec, results) -> dict[str, Path]:
+    from millinet.experiments.sweep.outputs import write_outputs
+
+    return write_outputs(spec, results)
+
+
+def _ppo_plan(spec: SweepSpec) -> str:
+    return (
+        f"{spec.cfg.num_samples} trials x up to {spec.cfg.max_chunks} chunks of "
+        f"{spec.cfg.chunk_timesteps:,} steps"
+    )
+
+
+@dataclass(frozen=True)
+class SweepKind:
+    """What differs between kinds of sweep: the Tune trainable of a spec, the outputs written
+    from the results, saving the spec (and reading it back for ``--resume``), and the plan's
+    words ("16 trials x up to 6 chunks of ..."). Everything else (Ray, scheduler, search,
+    resume, progress) is shared."""
+
+    trainable: Callable[[Any], Any]
+    write_outputs: Callable[[Any, Any], dict[str, Path]]
+    save: Callable[[Any], None]
+    saved: Callable[[Any], Any]
+    plan: Callable[[Any], str]
+
+
+PPO_SWEEP = SweepKind(_trainable, _ppo_outputs, save_spec, saved_spec, _ppo_plan)
+"""Sweeps of PPO training configs (``millinet.experiments.sweep.config``)."""
+
+
 def run_sweep(
     spec: SweepSpec,
     address: str | None = None,
@@ -365,12 +398,12 @@ def run_sweep(
     num_cpus: int | None = None,
     connect_timeout: float = 30.0,
     ray_temp_dir: str | None = None,
+    kind: SweepKind = PPO_SWEEP,
 ) -> dict[str, Path]:
-    """Run (or resume) the sweep; write its outputs; return their paths."""
+    """Run (or resume) the sweep; write its outputs; return their paths. ``kind``: PPO
+    training (default) or heuristic tuning (``millinet.experiments.sweep.heuristic``)."""
     prepare_environment(address)
     from ray import tune
-
-    from millinet.experiments.sweep.outputs import write_outputs
 
     exp = spec.experiment_dir()
     if "://" in spec.cfg.storage_path:
@@ -387,15 +420,14 @@ def run_sweep(
             "remove the folder / change `name` to start a new one"
         )
     if resume:
-        spec = saved_spec(spec)
+        spec = kind.saved(spec)
     connect_ray(address, num_cpus, connect_timeout, ray_temp_dir)
     import ray
 
     try:
         res = ray.cluster_resources()
         print(
-            f"sweep {spec.name}: {spec.cfg.num_samples} trials x up to {spec.cfg.max_chunks} "
-            f"chunks of {spec.cfg.chunk_timesteps:,} steps, scheduler "
+            f"sweep {spec.name}: {kind.plan(spec)}, scheduler "
             f"{spec.cfg.scheduler.type}, search {spec.cfg.search.algorithm}; Ray "
             f"{'cluster ' + address if address else 'local'} with {res.get('CPU', 0):g} CPUs; "
             f"folder {exp}\n  watch: tensorboard --logdir {exp}",
@@ -403,15 +435,18 @@ def run_sweep(
         )
         if resume:
             tuner = tune.Tuner.restore(
-                str(exp), trainable=_trainable(spec), resume_unfinished=True, resume_errored=True
+                str(exp),
+                trainable=kind.trainable(spec),
+                resume_unfinished=True,
+                resume_errored=True,
             )
         else:
-            save_spec(spec)
-            tuner = _new_tuner(spec)
+            kind.save(spec)
+            tuner = _new_tuner(spec, kind.trainable(spec))
         t0 = time.monotonic()
         results = tuner.fit()
         elapsed = time.monotonic() - t0
-        paths = write_outputs(spec, results)
+        paths = kind.write_outputs(spec, results)
         _check_finished(spec, results, elapsed, trial_statuses(spec))
         return paths
     finally:
