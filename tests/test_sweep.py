@@ -2,33 +2,30 @@
 (a tiny local sweep, kill-and-resume, a sweep through ``--address`` on a local head node).
 
 The Ray tests start their own Ray processes with a private temp dir and stop exactly those
-(by process group, and by PID for anything left carrying that temp dir in its command line).
+(by process group, and by PID for anything left carrying that temp dir in its command line;
+``tests/_ray_cluster.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from _ray_cluster import PY, free_port, head_node
 
 from millinet.experiments.cli import main
 from millinet.experiments.sweep.config import load_sweep_config, validate_sweep_config
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_TRAIN = REPO / "experiments" / "configs" / "ppo_tiny.yaml"
-PY = sys.executable
 
 
 def sweep_yaml(tmp_path: Path, name: str = "t", **changes) -> Path:
@@ -271,42 +268,6 @@ def test_validate_sweep_config_accepts_inline_train_mapping(tmp_path):
 
 
 # --------------------------------------------------------------------------- real Ray runs
-@pytest.fixture
-def ray_env():
-    """Environment for a sweep subprocess: a private, short Ray temp dir; loopback only."""
-    tmp = tempfile.mkdtemp(prefix="mnray", dir="/tmp")
-    env = dict(
-        os.environ,
-        RAY_TMPDIR=tmp,
-        OMP_NUM_THREADS="1",
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
-        # Token authentication with a token of our own (not ~/.ray/auth_token); the head node
-        # and the driver of the --address test share it.
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=secrets.token_hex(32),
-    )
-    env.pop("RAY_AUTH_TOKEN_PATH", None)
-    env.pop("RAY_ADDRESS", None)
-    yield env
-    _kill_leftovers(tmp)
-    subprocess.run(["rm", "-rf", tmp], check=False)
-
-
-def _kill_leftovers(tmp: str) -> None:
-    """Kill (by PID) processes still carrying our private Ray temp dir in their command line."""
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            cmd = (pid_dir / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if tmp in cmd and int(pid_dir.name) != os.getpid():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
-
-
 def _sweep_cmd(config: Path, *extra: str) -> list[str]:
     return [PY, "-m", "millinet.experiments.cli", "sweep", "--config", str(config), *extra]
 
@@ -472,15 +433,9 @@ def test_resume_after_killing_the_driver(tmp_path, ray_env):
     assert statuses == ["complete"] * 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_address_fails_fast(tmp_path, ray_env):
     config = sweep_yaml(tmp_path)
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     t0 = time.monotonic()
     proc = _run_sweep(
         tmp_path, ray_env, config, "--address", f"127.0.0.1:{port}", "--connect-timeout", "5",
@@ -512,53 +467,14 @@ def test_address_that_is_not_ray_fails_within_the_timeout(tmp_path, ray_env):
 @pytest.mark.slow
 def test_sweep_through_address_on_a_local_head_node(tmp_path, ray_env):
     """`ray start --head` on loopback, a tiny sweep through --address, then stop that head."""
-    port = _free_port()
-    head = subprocess.Popen(
-        [
-            str(Path(PY).parent / "ray"),
-            "start",
-            "--head",
-            "--node-ip-address=127.0.0.1",
-            f"--port={port}",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--ray-client-server-port={_free_port()}",
-            f"--dashboard-agent-listen-port={_free_port()}",
-            f"--temp-dir={ray_env['RAY_TMPDIR']}",
-        ],
-        env=ray_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # the head's daemons keep this process group: stopped below
-    )
-    try:
-        out, _ = head.communicate(timeout=180)
-        assert head.returncode == 0, out[-3000:]
+    with head_node(ray_env) as address:
         config = sweep_yaml(tmp_path, name="cluster", num_samples=2, max_chunks=1)
-        proc = _run_sweep(tmp_path, ray_env, config, "--address", f"127.0.0.1:{port}", timeout=400)
+        proc = _run_sweep(tmp_path, ray_env, config, "--address", address, timeout=400)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert f"Ray cluster 127.0.0.1:{port} with 2 CPUs" in proc.stdout
+        assert f"Ray cluster {address} with 2 CPUs" in proc.stdout
         exp = tmp_path / "sweeps" / "cluster"
         assert (exp / "best_config.yaml").is_file()
         assert len(list(exp.glob("trial_*/cluster_*/tb"))) == 2
-    finally:
-        _stop_process_group(head.pid)
-
-
-def _stop_process_group(pgid: int) -> None:
-    """SIGTERM the head node's process group, then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    for _ in range(50):
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def test_outputs_from_a_result_grid_with_stopped_and_errored_trials(tmp_path):

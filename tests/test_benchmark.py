@@ -1,0 +1,510 @@
+"""``millinet benchmark``: suites, tuned-heuristic files, resume, --seed-base, the process pool
+against Ray, the leaderboard's arithmetic, and heuristic sweeps.
+
+The CLI runs use a tiny suite (one headroom scenario and one OOD variation, two heuristics, two
+test seeds of 10 ms) so that each takes seconds; ``test_smoke_suite_end_to_end`` runs the
+shipped smoke suite once, as a user would, against its 2-minute budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from _ray_cluster import head_node
+
+from millinet.experiments.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+SEED0 = 2**31
+
+
+def tiny_suite(tmp_path: Path, name: str = "tiny", **changes) -> Path:
+    """A suite file of a few seconds' work in ``tmp_path`` (``changes`` replace top-level
+    keys; None removes one)."""
+    data = {
+        "name": name,
+        "duration_s": 0.01,
+        "seeds": {"validation": {"first": 0, "count": 2}, "test": {"first": 0, "count": 2}},
+        "scenarios": [{"scenario": "sunflower-metro-load2x", "tag": "headroom"}],
+        "ood": [
+            {
+                "name": "central",
+                "of": "sunflower-metro-load2x",
+                "varies": ["scheduler"],
+                "set": {"telemetry": {"scheduler": "central"}},
+            }
+        ],
+        "heuristics": ["nearest", "deadline-aware"],
+    }
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def cell_files(out: Path) -> dict[str, tuple[int, str]]:
+    """Cell file (relative path) -> (modification time ns, content)."""
+    return {
+        str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_text())
+        for p in sorted((out / "cells").rglob("*.json"))
+    }
+
+
+def bench_cmd(*args: str) -> list[str]:
+    return [PY, "-m", "millinet.experiments.cli", "benchmark", *args]
+
+
+# --------------------------------------------------------------------------- suites
+def test_shipped_suites_are_valid_and_their_splits_disjoint():
+    from millinet.envs.seeds import TEST
+    from millinet.experiments.benchmark.suite import VARIATIONS, list_suites, load_suite
+
+    assert {"main", "smoke"} <= set(list_suites())
+    main_suite = load_suite("main")
+    for name in list_suites():
+        suite = load_suite(name)
+        val, test = suite.validation_seeds(), suite.test_seeds()
+        assert all(s < TEST.start for s in val) and all(s in TEST for s in test)
+        assert len(set(val)) == len(val) and len(set(test)) == len(test)
+        assert all(ts.scenario["telemetry"]["mode"] == "reported" for ts in suite.test_sets)
+    # DESIGN §6: at least 10 test seeds; every kind of out-of-distribution change is covered.
+    assert len(main_suite.test_seeds()) >= 10
+    covered = {v for ts in main_suite.test_sets for v in ts.varies}
+    assert covered == set(VARIATIONS)
+    assert {ts.tag for ts in main_suite.test_sets if ts.kind == "in-distribution"} == {
+        "headroom",
+        "control",
+    }
+    assert main_suite.tuned and all(Path(t).is_file() for t in main_suite.tuned)
+
+
+def test_oracle_view_differs_only_in_telemetry():
+    from millinet.experiments.benchmark.suite import load_suite
+
+    ts = load_suite("smoke").test_sets[1]
+    reported, oracle = ts.view("reported"), ts.view("oracle")
+    assert reported["telemetry"]["scheduler"] == "central"
+    assert oracle["telemetry"]["mode"] == "oracle"
+    strip = ("telemetry", "name")
+    assert {k: v for k, v in reported.items() if k not in strip} == {
+        k: v for k, v in oracle.items() if k not in strip
+    }
+
+
+def test_validation_seeds_are_the_envs_engine_seeds():
+    """A suite's validation episodes are the engine seeds PlacementEnv.reset(seed=s) runs."""
+    from millinet.envs.placement_env import PlacementEnv
+    from millinet.experiments.benchmark.suite import load_suite
+
+    suite = load_suite("smoke")
+    env = PlacementEnv(scenario="sunflower-metro", horizon=8)
+    for reset_seed, engine_seed in zip(suite.validation_reset_seeds(), suite.validation_seeds()):
+        env.reset(seed=reset_seed)
+        assert env.engine.seed == engine_seed
+
+
+BAD_SUITES = [
+    ({"scenarios": [{"scenario": "sunflower-metro", "tag": "hedroom"}]}, ["scenarios[0].tag"]),
+    ({"sceanrios": []}, ["sceanrios", "did you mean 'scenarios'"]),
+    ({"scenarios": [{"scenario": "no-such-city", "tag": "control"}]},
+     ["scenarios[0].scenario", "unknown scenario"]),
+    ({"seeds": {"test": {"first": 0, "count": 1}}}, ["seeds", "at least 2"]),
+    ({"seeds": {"validation": {"first": 49_999, "count": 5}}}, ["seeds", "validation", "range"]),
+    ({"duration_s": 0}, ["duration_s", "greater than 0"]),
+    ({"ood": [{"name": "same", "of": "sunflower-metro-load2x", "varies": ["load"],
+               "set": {"load_scale": 2.0}}]},
+     ["ood[0]", "equals an in-distribution scenario"]),
+    ({"ood": [{"name": "neg", "of": "sunflower-metro", "varies": ["load"],
+               "set": {"load_scale": -1}}]},
+     ["ood[0] (neg)", "load_scale"]),
+    ({"ood": [{"name": "o", "of": "sunflower-metro", "varies": ["weather"]}]},
+     ["ood[0].varies[0]"]),
+    ({"ood": [{"name": "orc", "of": "sunflower-metro", "varies": ["scheduler"],
+               "set": {"telemetry": {"mode": "oracle"}}}]},
+     ["ood[0]", "oracle telemetry"]),
+    ({"heuristics": ["nearest", "fifo"]}, ["heuristics[1]", "unknown heuristic 'fifo'"]),
+    ({"tuned": ["missing.yaml"]}, ["tuned[0]", "file not found"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("changes,expected", BAD_SUITES)
+def test_bad_suite_is_one_line_and_writes_nothing(tmp_path, capsys, changes, expected):
+    path = tiny_suite(tmp_path, **changes)
+    out = tmp_path / "out"
+    assert main(["benchmark", "--suite", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"millinet benchmark: error: {path}: "), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    for text in expected:
+        assert text in err, err
+    assert not out.exists()
+
+
+def test_unknown_suite_and_bad_out_are_one_line(tmp_path, capsys):
+    assert main(["benchmark", "--suite", "no-such-suite", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown suite; shipped: main, smoke" in capsys.readouterr().err
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    suite = tiny_suite(tmp_path)
+    assert main(["benchmark", "--suite", str(suite), "--out", str(a_file / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and err.count("\n") == 1
+    assert main(["benchmark", "--suite", str(suite), "--policy", "fifo", "--out", "x"]) == 2
+    assert "unknown policy 'fifo'" in capsys.readouterr().err
+    assert main(["benchmark", "--suite", str(suite), "--seed-base", str(2**63), "--out", "x"]) == 2
+    assert "leave the range" in capsys.readouterr().err
+    assert not Path("x").exists()
+
+
+# --------------------------------------------------------------------------- tuned heuristics
+def write_tuned(tmp_path: Path, data, name: str = "tuned.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def test_tuned_file_runs_the_heuristic_with_its_parameters(tmp_path):
+    """A tuned file's decisions are those of the heuristic built with its parameters, and they
+    differ from the defaults' (so the parameters really reach the rule)."""
+    from millinet.agents.heuristics import make_heuristic
+    from millinet.agents.specs import describe_policy, load_policy
+    from millinet.envs.placement_env import PlacementEnv
+
+    path = write_tuned(
+        tmp_path, {"heuristic": "deadline-aware", "params": {"margin": 0.9, "own_correction": True}}
+    )
+    env = PlacementEnv(scenario="sunflower-metro-load2x", horizon=400)
+    tuned = load_policy(str(path), env.scenario)
+    same = make_heuristic("deadline-aware", margin=0.9, own_correction=True)
+    default = make_heuristic("deadline-aware")
+    obs, _ = env.reset(seed=3)
+    differs = 0
+    for _ in range(400):
+        mask = env.action_masks()
+        action = tuned.act(obs, mask)
+        assert action == same.act(obs, mask)
+        differs += action != default.act(obs, mask)
+        obs, _, _, truncated, _ = env.step(action)
+        if truncated:
+            break
+    assert differs > 0
+    assert describe_policy(str(path)) == (
+        "deadline-aware tight_deadline_us=2000 margin=0.9 own_correction=True"
+    )
+
+
+def test_tuned_file_with_default_parameters_equals_the_name(tmp_path):
+    from millinet.experiments.evaluation.harness import Job, run_episode
+
+    path = write_tuned(tmp_path, {"heuristic": "power-of-d", "params": {"d": 2}})
+    a = run_episode(Job("sunflower-metro-load2x", str(path), SEED0 + 4, 0.01, 0.0)).row
+    b = run_episode(Job("sunflower-metro-load2x", "power-of-d", SEED0 + 4, 0.01, 0.0)).row
+    assert {k: v for k, v in a.items() if k != "policy"} == {
+        k: v for k, v in b.items() if k != "policy"
+    }
+
+
+BAD_TUNED = [
+    ({"heuristic": "deadline-awar"}, ["heuristic", "did you mean 'deadline-aware'"]),
+    ({"heuristic": "power-of-d", "params": {"dd": 3}}, ["params.dd", "not a parameter"]),
+    ({"heuristic": "power-of-d", "params": {"d": 2.5}}, ["params.d", "must be int"]),
+    ({"heuristic": "power-of-d", "params": {"d": 0}}, ["params.d", "d must be an integer >= 1"]),
+    ({"heuristic": "deadline-aware", "params": {"margin": 1.5}}, ["params.margin", "[0, 1)"]),
+    ({"heuristic": "deadline-aware", "params": {"margin": "0.3"}}, ["params.margin"]),
+    ({"heuristic": "nearest", "params": {"d": 2}}, ["params.d", "its parameters: none"]),
+    ({"params": {"d": 2}}, ["heuristic", "required key is missing"]),
+    ("- a list\n", ["must be a YAML mapping"]),
+    ("heuristic: [unclosed\n", ["not valid YAML"]),
+]
+
+
+@pytest.mark.parametrize("data,expected", BAD_TUNED)
+def test_bad_tuned_file_is_one_line(tmp_path, capsys, data, expected):
+    path = write_tuned(tmp_path, data)
+    rc = main(["simulate", "--policy", str(path), "--duration", "1ms"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith(f"millinet simulate: error: {path}: "), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    for text in expected:
+        assert text in err, err
+
+
+def test_missing_tuned_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "nowhere.yaml"
+    assert main(["simulate", "--policy", str(path), "--duration", "1ms"]) == 2
+    assert f"{path}: file not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the leaderboard
+def _result(test_set: str, view: str, policy: str, v1: list[float]):
+    from millinet.experiments.benchmark.cells import Cell, CellResult
+
+    cell = Cell(test_set, view, policy, policy, {}, list(range(len(v1))), 0.01, 0.0, policy)
+    rows = [
+        {"seed": i, "violation_rate_1ms": v, "violation_rate": v / 10} for i, v in enumerate(v1)
+    ]
+    return CellResult(cell, rows, 0.0)
+
+
+def test_leaderboard_verdicts_and_gap_closed_by_hand():
+    """Best baseline B, best reference R, headroom iff the paired CI of B - R is above 0, gap
+    closed (B - E) / (B - R): against numbers worked out by hand."""
+    from millinet.experiments.benchmark.leaderboard import Entry, analyse_test_set
+    from millinet.experiments.benchmark.suite import TestSet
+
+    ts = TestSet("t", "in-distribution", {}, "headroom")
+    entries = [
+        Entry("ppo", "policy", "reported", "ppo", "ppo"),
+        Entry("tuned:da", "tuned", "reported", "da.yaml", "da"),
+        Entry("da", "heuristic", "reported", "da", "da"),
+        Entry("ef", "heuristic", "reported", "ef", "ef"),
+        Entry("da (oracle)", "reference", "oracle", "da", "da"),
+        Entry("ef (oracle)", "reference", "oracle", "ef", "ef"),
+    ]
+    values = {  # per seed, 4 seeds
+        "ppo": [0.004, 0.005, 0.003, 0.004],  # mean 0.004
+        "tuned:da": [0.010, 0.011, 0.009, 0.010],  # mean 0.010: the best baseline
+        "da": [0.012, 0.012, 0.011, 0.013],
+        "ef": [0.050, 0.040, 0.060, 0.050],
+        "da (oracle)": [0.002, 0.002, 0.003, 0.001],  # mean 0.002: the best reference
+        "ef (oracle)": [0.004, 0.004, 0.004, 0.004],
+    }
+    cells = {e.key: _result("t", e.view, e.label, values[e.label]) for e in entries}
+    r = analyse_test_set(ts, entries, cells)
+    assert r.best_baseline.label == "tuned:da" and r.best_reference.label == "da (oracle)"
+    assert r.measured == "headroom" and not r.disagrees
+    assert r.difference[0] == pytest.approx(0.008)
+    assert r.scores[("policy", "ppo")].gap_closed == pytest.approx((0.010 - 0.004) / 0.008)
+    assert r.scores[("heuristic", "da")].gap_closed == pytest.approx(-0.002 / 0.008)
+    assert r.scores[("tuned", "tuned:da")].gap_closed == pytest.approx(0.0)
+    assert r.scores[("policy", "ppo")].delta_best[0] == pytest.approx(-0.006)
+    # The same baselines with a reference as good: control, no gap to close.
+    values["da (oracle)"] = values["tuned:da"]
+    values["ef (oracle)"] = [0.02] * 4
+    cells = {e.key: _result("t", e.view, e.label, values[e.label]) for e in entries}
+    r = analyse_test_set(ts, entries, cells)
+    assert r.best_reference.label == "da (oracle)" and r.difference[:1] == (0.0,)
+    assert r.measured == "control" and r.disagrees
+    assert math.isnan(r.scores[("policy", "ppo")].gap_closed)
+    # A tie in the mean is broken by the overall violation rate, then by the listed order.
+    values["da"] = values["tuned:da"]
+    cells = {e.key: _result("t", e.view, e.label, values[e.label]) for e in entries}
+    assert analyse_test_set(ts, entries, cells).best_baseline.label == "tuned:da"
+
+
+# --------------------------------------------------------------------------- real runs
+def test_benchmark_outputs_seed_base_and_reuse(tmp_path, capsys):
+    """The four outputs; every number of a cell equals the harness's evaluation of that
+    policy on the test set with the same seed base; a second run reuses every cell."""
+    from millinet.experiments.benchmark.bound import MISSING, bound_function
+    from millinet.experiments.benchmark.suite import load_suite
+    from millinet.experiments.evaluation.harness import evaluate
+
+    suite = tiny_suite(tmp_path)
+    out = tmp_path / "out"
+    args = ["benchmark", "--suite", str(suite), "--out", str(out), "--workers", "1"]
+    assert main([*args, "--seed-base", "7"]) == 0
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "run.json"):
+        assert (out / name).is_file(), name
+    run = json.loads((out / "run.json").read_text())
+    assert run["seeds"]["test"] == [SEED0 + 7, SEED0 + 8]
+    assert run["cells_run"] == 6  # 2 sets x 2 heuristics on reports + 2 shared oracle cells
+    rows = read_csv(out / "leaderboard.csv")
+    ts = load_suite(suite).test_set("central")
+    ev = evaluate(ts.view("oracle"), ["deadline-aware"], 2, duration_s=0.01, seed_base=7)
+    mean = ev.summary["deadline-aware"]["violation_rate_1ms"][0]
+    (row,) = [
+        r for r in rows if r["test_set"] == "central" and r["entry"] == "deadline-aware (oracle)"
+    ]
+    assert float(row["violation_rate_1ms"] or "nan") == pytest.approx(mean, nan_ok=True)
+    assert float(row["robot_sync_p999_us"]) == pytest.approx(
+        ev.summary["deadline-aware"]["robot_sync_p999_us"][0]
+    )
+    md = (out / "leaderboard.md").read_text()
+    assert "## Test sets: headroom or control, measured" in md and "central" in md
+    if bound_function() is None:
+        assert MISSING in md
+    capsys.readouterr()
+    files = cell_files(out)
+    assert main([*args, "--seed-base", "7"]) == 0
+    assert "6 cells, 6 already in" in capsys.readouterr().out
+    assert cell_files(out) == files
+    assert read_csv(out / "leaderboard.csv") == rows
+    # Another seed base is another set of cells beside these.
+    assert main([*args, "--seed-base", "9", "--policy", "nearest"]) == 0
+    assert "0 already in" in capsys.readouterr().out
+    assert len(cell_files(out)) == 12
+
+
+def test_resume_after_killing_the_benchmark(tmp_path):
+    """SIGKILL the benchmark after its first cells are saved; the rerun keeps them as they
+    are, runs only the rest, and ends with the leaderboard of an uninterrupted run."""
+    suite = tiny_suite(
+        tmp_path, heuristics=["nearest", "least-loaded", "earliest-finish", "deadline-aware"]
+    )
+    out = tmp_path / "out"
+    cmd = bench_cmd("--suite", str(suite), "--out", str(out), "--workers", "1", "--no-bound")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "cells").is_dir() and len(cell_files(out)) >= 3):
+            assert proc.poll() is None, "finished before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    before = cell_files(out)
+    assert 3 <= len(before) < 12 and not (out / "leaderboard.csv").exists()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{len(before)} already in" in done.stdout
+    after = cell_files(out)
+    assert len(after) == 12
+    assert all(after[name] == before[name] for name in before)  # not redone, not rewritten
+    fresh = tmp_path / "fresh"
+    cmd_fresh = bench_cmd(
+        "--suite", str(suite), "--out", str(fresh), "--workers", "2", "--no-bound"
+    )
+    assert subprocess.run(cmd_fresh, env=env, capture_output=True, timeout=300).returncode == 0
+    assert read_csv(out / "leaderboard.csv") == read_csv(fresh / "leaderboard.csv")
+
+
+@pytest.mark.slow
+def test_process_pool_and_ray_cluster_give_identical_results(tmp_path, ray_env):
+    """The same benchmark in a local process pool and as tasks on a `ray start --head` cluster
+    on loopback: identical cells and leaderboard."""
+    suite = tiny_suite(tmp_path)
+    pool, cluster = tmp_path / "pool", tmp_path / "ray"
+    common = ["--suite", str(suite), "--no-bound"]
+    proc = subprocess.run(bench_cmd(*common, "--out", str(pool), "--workers", "2"), env=ray_env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with head_node(ray_env) as address:
+        proc = subprocess.run(bench_cmd(*common, "--out", str(cluster), "--address", address),
+                              env=ray_env, capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"Ray cluster {address}" in proc.stdout
+    assert read_csv(pool / "leaderboard.csv") == read_csv(cluster / "leaderboard.csv")
+
+    def rows(out: Path) -> dict:
+        return {p.name: json.loads(p.read_text())["rows"] for p in (out / "cells").rglob("*.json")}
+
+    assert rows(pool) == rows(cluster) and len(rows(pool)) == 6
+
+
+@pytest.mark.slow
+def test_smoke_suite_end_to_end(tmp_path):
+    """`millinet benchmark --suite smoke` writes every output in under 2 minutes."""
+    out = tmp_path / "smoke"
+    t0 = time.monotonic()
+    proc = subprocess.run(bench_cmd("--suite", "smoke", "--out", str(out)),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "run.json"):
+        assert (out / name).stat().st_size > 0
+    rows = read_csv(out / "leaderboard.csv")
+    assert {r["test_set"] for r in rows} == {"sunflower-metro-load2x", "central-2x"}
+    assert {r["role"] for r in rows} >= {"tuned", "heuristic", "reference"}
+    assert elapsed < 120, f"{elapsed:.0f} s (load {os.getloadavg()[0]:.1f})"
+
+
+# --------------------------------------------------------------------------- heuristic sweeps
+def heuristic_sweep_yaml(tmp_path: Path, **changes) -> Path:
+    data = {
+        "kind": "heuristic",
+        "name": "hs",
+        "heuristic": "deadline-aware",
+        "suite": "smoke",
+        "space": {"margin": {"uniform": [0.0, 0.9]}, "own_correction": {"choice": [False, True]}},
+        "num_samples": 2,
+        "scheduler": {"type": "fifo"},
+        "search": {"algorithm": "random", "seed": 0, "include_default": True},
+        "storage_path": str(tmp_path / "sweeps"),
+    }
+    data.update(changes)
+    path = tmp_path / "hs.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+BAD_HEURISTIC_SWEEPS = [
+    ({"heuristic": "nearest"}, ["heuristic", "no parameters to tune", "deadline-aware"]),
+    ({"space": {"d": {"randint": [1, 4]}}}, ["space.d", "not a parameter of deadline-aware"]),
+    ({"space": {"margin": {"uniform": [0.0, 1.5]}}}, ["space.margin", "value 1.5 is invalid"]),
+    ({"scheduler": {"type": "pbt"}}, ["scheduler.type", "pbt does not apply"]),
+    ({"suite": "no-such-suite"}, ["suite", "unknown suite"]),
+    ({"scheduler": {"type": "asha", "grace_period": 5}}, ["scheduler.grace_period", "2 chunks"]),
+]
+
+
+@pytest.mark.parametrize("changes,expected", BAD_HEURISTIC_SWEEPS)
+def test_bad_heuristic_sweep_is_one_line(tmp_path, capsys, changes, expected):
+    path = heuristic_sweep_yaml(tmp_path, **changes)
+    assert main(["sweep", "--config", str(path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"millinet sweep: error: {path}: ") and err.count("\n") == 1, err
+    for text in expected:
+        assert text in err, err
+    assert not (tmp_path / "sweeps").exists()
+
+
+@pytest.mark.slow
+def test_heuristic_sweep_on_local_ray(tmp_path, ray_env):
+    """Two trials (the defaults first) on the smoke suite's validation episodes: the reported
+    objective equals the harness's evaluation on the validation engine seeds, and tuned.yaml is
+    a policy spec holding the best trial's knobs."""
+    from millinet.agents.specs import load_tuned_heuristic
+    from millinet.experiments.benchmark.suite import load_suite
+    from millinet.experiments.evaluation.harness import evaluate
+
+    path = heuristic_sweep_yaml(tmp_path)
+    proc = subprocess.run(
+        [PY, "-m", "millinet.experiments.cli", "sweep", "--config", str(path), "--num-cpus", "2"],
+        cwd=tmp_path, env=ray_env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "sweeps" / "hs"
+    tuned = load_tuned_heuristic(exp / "tuned.yaml")
+    best = json.loads((exp / "best.json").read_text())
+    assert tuned.heuristic == "deadline-aware"
+    assert tuned.params["margin"] == pytest.approx(best["params"]["margin"])
+    assert "validation reset seeds 900000..900001" in tuned.tuned_on
+    first = json.loads((exp / "trial_00000" / "params.json").read_text())
+    assert first == {"margin": 0.5, "own_correction": False}  # the defaults
+    suite = load_suite("smoke")
+    values = []
+    for scenario in suite.training:
+        ev = evaluate(scenario, ["deadline-aware"], suite.validation_seeds(), duration_s=0.02)
+        values += list(ev.values("deadline-aware", "violation_rate_1ms"))
+    result = [
+        json.loads(x) for x in (exp / "trial_00000" / "result.json").read_text().split("\n") if x
+    ]
+    assert result[-1]["violation_rate_1ms"] == pytest.approx(float(np.mean(values)))
