@@ -149,23 +149,22 @@ def split_checkpoint(spec: str) -> tuple[str, str | None]:
 
 def policy_fingerprint(spec: str) -> str:
     """What ``spec`` loads, as a string that changes when the policy does (cached results of
-    a spec are reused only while it stays the same): a heuristic's name; a tuned file's
-    heuristic and every parameter (not its provenance); for a folder (trained run, exported
+    a spec are reused only while it stays the same): for a heuristic name or a tuned file, the
+    heuristic and every parameter (defaults filled in; not the file's provenance), so a tuned
+    file that holds the defaults is the heuristic itself; for a folder (trained run, exported
     policy), a digest of its files' names, sizes and modification times (TensorBoard
     events left out) with the checkpoint suffix. Raises like :func:`load_policy` for a
     spec that names nothing."""
     import hashlib
     import json
 
-    if spec in HEURISTICS:
-        return f"heuristic:{spec}"
-    if is_tuned_heuristic_spec(spec):
-        tuned = load_tuned_heuristic(spec)
-        return "tuned:" + json.dumps([tuned.heuristic, tuned.all_params()], sort_keys=True)
+    if spec in HEURISTICS or is_tuned_heuristic_spec(spec):
+        tuned = TunedHeuristic(heuristic=spec) if spec in HEURISTICS else load_tuned_heuristic(spec)
+        return "heuristic:" + json.dumps([tuned.heuristic, tuned.all_params()], sort_keys=True)
     folder, checkpoint = split_checkpoint(spec)
     path = Path(folder).expanduser()
     if not path.is_dir():
-        raise PolicySpecError(f"policy folder not found {spec!r}; {_known()}")
+        return f"missing:{spec}"  # load_policy says what is wrong with it
     digest = hashlib.sha256()
     for f in sorted(path.rglob("*")):
         rel = f.relative_to(path)
@@ -191,6 +190,33 @@ def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
     if is_tuned_heuristic_spec(spec):
         tuned = load_tuned_heuristic(spec)
         return make_heuristic(tuned.heuristic, seed=seed, **tuned.params)
+    policy = _load_folder_policy(spec)
+    k = getattr(policy, "K", None)
+    if k is not None and int(k) != scenario.network.K:
+        raise PolicySpecError(
+            f"policy {spec!r} was built for K = {k} candidates; scenario {scenario.name!r} "
+            f"has K = {scenario.network.K}"
+        )
+    return policy
+
+
+_FOLDER_POLICIES: dict[tuple[str, str], Policy] = {}
+
+
+def _load_folder_policy(spec: str) -> Policy:
+    """The trained or exported policy of a folder spec, loaded once per process while the
+    folder stays the same (:func:`policy_fingerprint`): they act deterministically and keep no
+    state between decisions, so the episodes of an evaluation share one (loading a model
+    costs far more than a short episode)."""
+    key = (spec, policy_fingerprint(spec))
+    if key not in _FOLDER_POLICIES:
+        if len(_FOLDER_POLICIES) >= 8:
+            _FOLDER_POLICIES.clear()
+        _FOLDER_POLICIES[key] = _read_folder_policy(spec)
+    return _FOLDER_POLICIES[key]
+
+
+def _read_folder_policy(spec: str) -> Policy:
     spec, checkpoint = split_checkpoint(spec)
     path = Path(spec).expanduser()
     looks_like_path = any(sep in spec for sep in ("/", "\\")) or spec.startswith(".")
@@ -220,12 +246,6 @@ def load_policy(spec: str, scenario: Scenario, seed: int = 0) -> Policy:
         raise PolicySpecError(
             f"{spec!r} is neither an exported policy (no manifest.json) nor a trained run "
             f"(needs config.yaml and checkpoints/ or best/); {_known()}"
-        )
-    k = getattr(policy, "K", None)
-    if k is not None and int(k) != scenario.network.K:
-        raise PolicySpecError(
-            f"policy {spec!r} was built for K = {k} candidates; scenario {scenario.name!r} "
-            f"has K = {scenario.network.K}"
         )
     return policy
 

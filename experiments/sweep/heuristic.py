@@ -34,7 +34,8 @@ tuned result is never worse than the default on the validation objective). PBT d
 **Outputs** (``<storage_path>/<name>/``): ``summary.md``/``.csv``, ``chunks.csv``,
 ``sweep.png`` (as PPO sweeps), ``best.json`` and ``tuned.yaml``: the best trial as a
 tuned-heuristic file naming the suite, seeds and objective it was tuned on, ready for
-``--policy`` and for a suite's ``tuned:`` list.
+``--policy`` and for a suite's ``tuned:`` list. A trial that ties the defaults' trial exactly
+does not replace the defaults.
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ def validate_heuristic_sweep(
         )
     reset = suite.validation_reset_seeds()
     tuned_on = (
-        f"suite {suite.name} ({suite_path(suite_ref)}): validation reset seeds "
+        f"suite {suite.name} ({_shown(suite_path(suite_ref))}): validation reset seeds "
         f"{reset[0]}..{reset[-1]} (engine seeds as PlacementEnv.reset derives them) on "
         f"{', '.join(s['name'] for s in suite.training)}, {suite.config.duration_s:g} s each"
     )
@@ -269,6 +270,15 @@ def validate_heuristic_sweep(
         suite.config.warmup_s,
         tuned_on,
     )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (files that record
+    it stay valid in another checkout), else as it is."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 # --------------------------------------------------------------------------- trainable
@@ -385,7 +395,7 @@ def write_outputs(spec: HeuristicSweepSpec, results) -> dict[str, Path]:
     exp = spec.experiment_dir()
     exp.mkdir(parents=True, exist_ok=True)
     rows, chunks = outputs.trial_rows(spec, results)
-    best = outputs.pick_best(rows)
+    best = prefer_defaults(spec, rows, outputs.pick_best(rows))
     paths = {
         "summary": exp / "summary.md",
         "csv": exp / "summary.csv",
@@ -436,6 +446,22 @@ def write_outputs(spec: HeuristicSweepSpec, results) -> dict[str, Path]:
     print(paths["summary"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
     return paths
+
+
+def prefer_defaults(spec: HeuristicSweepSpec, rows: list[dict], best: dict | None) -> dict | None:
+    """``best``, or the trial with the heuristic's default knobs when that one scored exactly
+    as well over as many chunks: a tie with the defaults means tuning found nothing better,
+    and the tuned file then says so (its parameters are the defaults)."""
+    from millinet.agents.heuristics import knobs
+
+    if best is None:
+        return None
+    defaults = {k: default for k, (_, default) in knobs(spec.cfg.heuristic).items()}
+    for row in rows:
+        same_score = row["chunks"] == best["chunks"] and row[OBJECTIVE] == best[OBJECTIVE]
+        if same_score and all(row[p.key] == defaults[p.key] for p in spec.params):
+            return row
+    return best
 
 
 def sweep_kind():
