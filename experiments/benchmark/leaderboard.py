@@ -325,7 +325,8 @@ CSV_FIELDS = (
     "violation_rate_1ms_ci95_high", "violation_rate",
     *(f"{m}{s}" for m in P999 for s in ("", "_ci95_low", "_ci95_high")),
     "gap_closed", "gap_closed_bound", "delta_vs_best_baseline", "delta_ci95_low",
-    "delta_ci95_high", "best_baseline",
+    "delta_ci95_high", "best_baseline", "best_reference", "baseline_minus_reference",
+    "baseline_minus_reference_ci95_low", "baseline_minus_reference_ci95_high",
 )  # fmt: skip
 
 
@@ -361,6 +362,10 @@ def csv_rows(board: Leaderboard) -> list[dict[str, Any]]:
                 "delta_ci95_low": s.delta_best[1],
                 "delta_ci95_high": s.delta_best[2],
                 "best_baseline": r.best_baseline.label if r.best_baseline else "",
+                "best_reference": r.best_reference.label if r.best_reference else "",
+                "baseline_minus_reference": r.difference[0],
+                "baseline_minus_reference_ci95_low": r.difference[1],
+                "baseline_minus_reference_ci95_high": r.difference[2],
             }
             for m in P999:
                 for suffix, value in zip(("", "_ci95_low", "_ci95_high"), s.p999.get(m, NAN3)):

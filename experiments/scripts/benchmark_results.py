@@ -1,0 +1,426 @@
+"""results/benchmark.md: every heuristic, default and tuned, on the main suite, beside the
+full-information references; which test sets turned out headroom and which control; the same
+benchmark on a second test range (did the ranking hold?); where a benchmark's time goes.
+
+Steps (each resumable: sweeps with --resume, benchmarks reuse their finished cells):
+
+1. ``--tune``: the heuristic sweeps of the main suite (``sweep_heuristic_*.yaml``), their
+   ``tuned.yaml`` copied to ``results/tuned/main/`` (the main suite's ``tuned:`` list).
+2. ``millinet benchmark --suite main`` on test seeds 2**31 + 0..9 and, with ``--seed-base``,
+   on a second range (default 2**31 + 10..19), into ``OUT/test-<base>/``.
+3. A profile of one cell's episode (cProfile), grouped by module: where the time goes.
+4. ``--timing-policy SPEC``: a fresh benchmark of the main suite with that one policy (every
+   baseline and reference included, nothing reused) into ``OUT/timing/``: its wall time, CPU
+   time and the machine's load.
+5. The page, and ``results/benchmark/`` (both leaderboards' CSV, the plot).
+
+Usage: .venv/bin/python experiments/scripts/benchmark_results.py [--tune]
+       [--timing-policy runs/<run>] [--out runs/benchmark-results] [--page results/benchmark.md]
+       [--second-seed-base 10] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import json
+import math
+import os
+import pstats
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+MILLINET = [sys.executable, "-m", "millinet.experiments.cli"]
+SWEEPS = {
+    "deadline-aware": "experiments/configs/sweep_heuristic_deadline_aware.yaml",
+    "power-of-d": "experiments/configs/sweep_heuristic_power_of_d.yaml",
+}
+TUNED_DIR = REPO / "results" / "tuned" / "main"
+
+
+def run(cmd: list[str]) -> None:
+    """Run a millinet command in the repository, its output passed through."""
+    print("$ " + " ".join(shlex.quote(c) for c in ["millinet", *cmd[3:]]), flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def tune() -> None:
+    for heuristic, config in SWEEPS.items():
+        name = "main-" + heuristic
+        resume = ["--resume"] if (REPO / "runs" / "sweeps" / name).is_dir() else []
+        run([*MILLINET, "sweep", "--config", config, *resume])
+        TUNED_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "runs" / "sweeps" / name / "tuned.yaml", TUNED_DIR / f"{heuristic}.yaml")
+
+
+def benchmark(out: Path, seed_base: int, workers: int, policy: str | None = None) -> dict:
+    cmd = [*MILLINET, "benchmark", "--suite", "main", "--out", str(out), "--workers", str(workers)]
+    if seed_base:
+        cmd += ["--seed-base", str(seed_base)]
+    if policy:
+        cmd += ["--policy", policy]
+    t0 = time.monotonic()
+    run(cmd)
+    info = json.loads((out / "run.json").read_text())
+    info["measured_wall_s"] = time.monotonic() - t0
+    return info
+
+
+NUMBERS = (
+    "violation_rate_1ms", "violation_rate_1ms_ci95_low", "violation_rate_1ms_ci95_high",
+    "gap_closed", "baseline_minus_reference", "baseline_minus_reference_ci95_low",
+    "baseline_minus_reference_ci95_high",
+)  # fmt: skip
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A leaderboard.csv with its numeric columns as floats (NaN where empty)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for key in NUMBERS:
+            r[key] = float(r[key]) if r[key] != "" else math.nan
+    return rows
+
+
+# --------------------------------------------------------------------------- profile
+GROUPS = (
+    ("engine: events, queues, records", ("envs/engine.py", "envs/workload.py", "heapq")),
+    ("telemetry: reports and the scheduler's view", ("envs/telemetry.py",)),
+    ("featuriser (observation)", ("envs/features.py",)),
+    ("policy (heuristic rule)", ("agents/heuristics.py",)),
+    ("policy adapter (agents/specs.py)", ("agents/specs.py",)),
+)
+
+
+Shares = list[tuple[str, float]]
+
+
+def profile_cell(test_set: str, policy: str, seconds: float) -> tuple[Shares, float]:
+    """Self time by module group of one episode of ``policy`` on ``test_set`` (main suite,
+    first test seed, ``seconds`` of arrivals); and the engine's telemetry_rows share."""
+    from millinet.experiments.benchmark.suite import load_suite
+    from millinet.experiments.evaluation.harness import Job, run_episode
+
+    suite = load_suite("main")
+    job = Job(suite.test_set(test_set).scenario, policy, 2**31, seconds, 0.0)
+    run_episode(job)  # build the scenario outside the profile
+    prof = cProfile.Profile()
+    prof.enable()
+    run_episode(job)
+    prof.disable()
+    stats = pstats.Stats(prof)
+    total = 0.0
+    groups = {name: 0.0 for name, _ in GROUPS}
+    groups["numpy and the rest"] = 0.0
+    telemetry_rows = 0.0
+    for (filename, _, func), (_, _, tottime, cumtime, _) in stats.stats.items():
+        total += tottime
+        if filename.endswith("envs/engine.py") and func == "telemetry_rows":
+            telemetry_rows = cumtime
+        for name, keys in GROUPS:
+            if any(k in filename for k in keys):
+                groups[name] += tottime
+                break
+        else:
+            groups["numpy and the rest"] += tottime
+    shares = [(name, t / total) for name, t in groups.items()]
+    return shares, telemetry_rows / total
+
+
+# --------------------------------------------------------------------------- the page
+def pct(x: float) -> str:
+    if math.isnan(x):
+        return "–"
+    return "0" if x == 0 else f"{100 * x:.3g}"
+
+
+def ci_text(m: float, lo: float, hi: float, fmt=pct) -> str:
+    if math.isnan(lo):
+        return fmt(m)
+    if lo == hi == m:
+        return f"{fmt(m)} (all)"
+    return f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def pct_ci(r: dict) -> str:
+    key = "violation_rate_1ms"
+    return ci_text(r[key], r[f"{key}_ci95_low"], r[f"{key}_ci95_high"])
+
+
+def points(x: float) -> str:
+    return "–" if math.isnan(x) else ("0" if x == 0 else f"{100 * x:+.3g}")
+
+
+def baseline_values(rows: list[dict], test_set: str) -> dict[str, float]:
+    """Mean violation_rate_1ms of each baseline on reports (tuned and default)."""
+    return {
+        r["entry"]: r["violation_rate_1ms"]
+        for r in rows
+        if r["test_set"] == test_set and r["role"] in ("tuned", "heuristic")
+    }
+
+
+def verdicts(rows: list[dict]) -> dict[str, dict]:
+    out = {}
+    for r in rows:
+        if r["role"] in ("tuned", "heuristic") and r["entry"] == r["best_baseline"]:
+            out[r["test_set"]] = r
+    return out
+
+
+def page(args, first: dict, second: dict, profile, timing: dict | None, wall_s: float) -> str:
+    from scipy.stats import kendalltau
+
+    from millinet.agents.specs import describe_policy
+    from millinet.experiments.benchmark.suite import load_suite
+
+    suite = load_suite("main")
+    rows_a = read_rows(Path(first["dir"]) / "leaderboard.csv")
+    rows_b = read_rows(Path(second["dir"]) / "leaderboard.csv")
+    sets = [ts.name for ts in suite.test_sets]
+    base_b = args.second_seed_base
+    lines = [
+        "# Benchmark: tuned and default heuristics on the main suite",
+        "",
+        "Regenerate this page, `results/benchmark/` and the tuned heuristics with:",
+        "",
+        "```bash",
+        ".venv/bin/python experiments/scripts/benchmark_results.py --tune"
+        + (f" --timing-policy {timing['policy']}" if timing else ""),
+        "```",
+        "",
+        "It runs the heuristic sweeps, then "
+        f"`millinet benchmark --suite main` on test seeds 2**31 + 0..9 and again with "
+        f"`--seed-base {base_b}` (2**31 + {base_b}..{base_b + 9}), and writes this page. "
+        f"Machine: {first['machine'].get('cpu')}, {first['machine'].get('cpu_count')} cores, "
+        f"commit {first['machine'].get('git_commit')}; the script took {wall_s / 60:.0f} min.",
+        "",
+        f"The suite (`experiments/suites/main.yaml`): {len(sets)} test sets, "
+        f"{len(first['seeds']['test'])} test seeds each, "
+        f"{suite.config.duration_s * 1000:g} ms of arrivals per episode. Every number is the "
+        "mean over the test seeds of an episode's 1 ms violation rate (share of tasks with a "
+        "deadline ≤ 1 ms that finished late or were dropped), in %, with its 95% bootstrap "
+        "interval over seeds; all entries run on the same seeds (paired).",
+        "",
+        "## Tuned parameters",
+        "",
+        "Tuned by `millinet sweep` (heuristic sweeps, `docs/sweeps.md`) on the suite's "
+        "validation seeds (reset seeds 900000..900004; the engine seeds `PlacementEnv.reset` "
+        "derives from them) on the three in-distribution scenarios, objective "
+        "`violation_rate_1ms + 0.01 violation_rate`, with the PPO sweep's budget rules "
+        "(16 samples, ASHA, Optuna; power-of-d's d has 8 values: the whole grid).",
+        "",
+        "| heuristic | default | tuned | validation objective, tuned |",
+        "|---|---|---|---|",
+    ]
+    for heuristic in SWEEPS:
+        path = TUNED_DIR / f"{heuristic}.yaml"
+        data = yaml.safe_load(path.read_text())
+        obj = data.get("objective", {}).get("violation_rate_1ms", math.nan)
+        lines.append(
+            f"| {heuristic} | `{describe_policy(heuristic)}` | `{describe_policy(str(path))}` | "
+            f"violation_rate_1ms {pct(obj)} % |"
+        )
+    lines += [
+        "",
+        "## Headroom or control, measured",
+        "",
+        "Best baseline = the lowest violation_rate_1ms among the tuned and default heuristics on "
+        "reports; best reference = the lowest among the default heuristics under the oracle "
+        "view. *Headroom*: the paired 95% interval of best baseline − best reference lies above "
+        "0. Declared = the suite's expectation (in-distribution scenarios only).",
+        "",
+        f"| test set | declared | test seeds 0..9: best baseline | best reference | "
+        f"difference, points | measured | seeds {base_b}..{base_b + 9}: best baseline | "
+        "difference, points | measured |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    va, vb = verdicts(rows_a), verdicts(rows_b)
+    for name in sets:
+        a, b = va[name], vb[name]
+        ref = next(r for r in rows_a if r["test_set"] == name and r["entry"] == a["best_reference"])
+        lines.append(
+            f"| {name} | {a['declared'] or '–'} | {a['entry']}: {pct_ci(a)} | "
+            f"{ref['entry']}: {pct_ci(ref)} | {_difference(a)} | **{a['measured']}** | "
+            f"{b['entry']}: {pct_ci(b)} | {_difference(b)} | **{b['measured']}** |"
+        )
+    lines += [
+        "",
+        "## violation_rate_1ms, % (test seeds 2**31 + 0..9)",
+        "",
+        "| entry | " + " | ".join(sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
+    entries = list(dict.fromkeys((r["role"], r["entry"]) for r in rows_a))
+    for role, entry in entries:
+        cells = []
+        for name in sets:
+            r = next((x for x in rows_a if x["test_set"] == name and x["entry"] == entry
+                      and x["role"] == role), None)  # fmt: skip
+            text = pct_ci(r) if r else "–"
+            if r is not None and va[name]["entry"] == entry and role in ("tuned", "heuristic"):
+                text = f"**{text}**"
+            cells.append(text)
+        kind = {"tuned": "tuned", "heuristic": "default", "reference": "oracle"}.get(role, role)
+        lines.append(f"| {entry} ({kind}) | " + " | ".join(cells) + " |" if kind != "oracle"
+                     else f"| {entry} | " + " | ".join(cells) + " |")  # fmt: skip
+    lines += [
+        "",
+        "Bold: the best baseline. The full leaderboards (gap closed, p99.9 per class) are "
+        f"`{first['dir']}/leaderboard.md` and `{second['dir']}/leaderboard.md` when the script "
+        "has run; their CSVs are in `results/benchmark/`.",
+        "",
+        "![leaderboard](benchmark/leaderboard.png)",
+        "",
+        "## Did the ranking hold on the second test range?",
+        "",
+        f"Baselines on reports ranked by mean violation_rate_1ms on seeds 0..9 and on "
+        f"{base_b}..{base_b + 9}; Kendall's τ between the two rankings (1 = the same order).",
+        "",
+        "| test set | best baseline, 0..9 | best baseline, second range | same verdict | τ |",
+        "|---|---|---|---|---|",
+    ]
+    held = True
+    for name in sets:
+        a_vals, b_vals = baseline_values(rows_a, name), baseline_values(rows_b, name)
+        order = list(a_vals)
+        tau = kendalltau([a_vals[e] for e in order], [b_vals[e] for e in order]).statistic
+        same_best = _same_best(va[name], vb[name], rows_a, rows_b)
+        same_verdict = va[name]["measured"] == vb[name]["measured"]
+        held &= same_best and same_verdict
+        lines.append(
+            f"| {name} | {va[name]['entry']} | {vb[name]['entry']}"
+            f"{'' if same_best else ' (differs)'} | {'yes' if same_verdict else '**no**'} | "
+            f"{tau:.2f} |"
+        )
+    lines += [
+        "",
+        ("**The ranking held**: " if held else "**The ranking did not fully hold**: ")
+        + "the best baseline (up to entries with identical numbers) and the measured verdict "
+        "of every test set "
+        + ("are the same on both ranges." if held else "differ where the table says so."),
+        "",
+        "## Where the time goes",
+        "",
+    ]
+    lines += _time_section(first, profile, timing)
+    return "\n".join(lines) + "\n"
+
+
+def _difference(row: dict) -> str:
+    """Best baseline - best reference in points, with its paired 95% interval."""
+    key = "baseline_minus_reference"
+    return ci_text(row[key], row[f"{key}_ci95_low"], row[f"{key}_ci95_high"], points)
+
+
+def _same_best(a: dict, b: dict, rows_a: list[dict], rows_b: list[dict]) -> bool:
+    """The same best baseline, or two entries whose numbers are identical on both ranges
+    (a tuned file that holds the defaults)."""
+    if a["entry"] == b["entry"]:
+        return True
+
+    def values(rows: list[dict], entry: str) -> list[float]:
+        return [r["violation_rate_1ms"] for r in rows if r["entry"] == entry]
+
+    return values(rows_a, a["entry"]) == values(rows_a, b["entry"]) and values(
+        rows_b, a["entry"]
+    ) == values(rows_b, b["entry"])
+
+
+def _time_section(first: dict, profile, timing: dict | None) -> list[str]:
+    shares, telemetry_rows = profile
+    by_view: dict[str, float] = {}
+    for file, cpu in unique_cells(first).items():
+        view = Path(file).parent.name
+        by_view[view] = by_view.get(view, 0.0) + cpu
+    total = sum(by_view.values())
+    lines = []
+    if timing is not None:
+        m = timing["machine"]
+        lines += [
+            f"**One policy on the main suite, from scratch**: `{timing['command']}` (a fresh "
+            f"folder: the policy, every tuned and default heuristic and every oracle reference, "
+            f"{timing['cells_run']} cells, {timing['episodes_run']} episodes) took "
+            f"**{timing['wall_s'] / 60:.1f} min** of wall time on {m.get('cpu_count')} cores, "
+            f"with a 1-minute load average of {m.get('load_average_1min_at_start', 0):.1f} at "
+            f"the start and {m.get('load_average_1min_at_end', 0):.1f} at the end (the machine "
+            f"is shared). Its episodes used {timing['cpu_s'] / 60:.1f} CPU-minutes: on 2 idle "
+            f"cores that is about {timing['cpu_s'] / 2 / 60:.1f} min.",
+            "",
+        ]
+    lines += [
+        f"The benchmark of the heuristics on seeds 0..9 ran {first['cells_run']} cells "
+        f"({first['episodes_run']} episodes) in {first['wall_s'] / 60:.1f} min of wall time; "
+        f"its episodes used {total / 60:.1f} CPU-minutes: "
+        + ", ".join(f"{v} view {t / total:.0%}" for v, t in by_view.items())
+        + ". Within an episode (cProfile of deadline-aware on sunflower-metro-load2x, one "
+        "test seed; self time by module):",
+        "",
+        "| part | share of an episode's time |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {share:.0%} |" for name, share in shares]
+    lines += [
+        "",
+        f"`Engine.telemetry_rows` (what the scheduler knows of each candidate: reports, aged "
+        f"backlogs, own dispatches) accounts for {telemetry_rows:.0%} including its calls. "
+        "Every decision of a policy that reads the observation pays for the reports, the "
+        "featuriser and the rule on top of the engine's own events. The harness builds each "
+        "scenario once per worker process and loads a trained or exported policy once per "
+        "process, so neither is paid per episode.",
+    ]
+    return lines
+
+
+def unique_cells(info: dict) -> dict[str, float]:
+    """CPU seconds of each cell file of a run.json (test sets share some oracle cells)."""
+    return {c["file"]: c["cpu_s"] for c in info["cells"].values()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tune", action="store_true", help="run (or resume) the heuristic sweeps")
+    p.add_argument("--timing-policy", default=None, help="time a fresh benchmark of this policy")
+    p.add_argument("--out", default="runs/benchmark-results")
+    p.add_argument("--page", default="results/benchmark.md")
+    p.add_argument("--second-seed-base", type=int, default=10)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args()
+    t0 = time.monotonic()
+    out = (REPO / args.out).resolve()
+    if args.tune:
+        tune()
+    first = benchmark(out / "test-0", 0, args.workers)
+    first["dir"] = str(Path(args.out) / "test-0")
+    second = benchmark(out / f"test-{args.second_seed_base}", args.second_seed_base, args.workers)
+    second["dir"] = str(Path(args.out) / f"test-{args.second_seed_base}")
+    profile = profile_cell("sunflower-metro-load2x", "deadline-aware", 0.05)
+    timing = None
+    if args.timing_policy:
+        shutil.rmtree(out / "timing", ignore_errors=True)
+        timing = benchmark(out / "timing", 0, args.workers, policy=args.timing_policy)
+        timing["policy"] = args.timing_policy
+        timing["cpu_s"] = sum(unique_cells(timing).values())
+    results = REPO / "results" / "benchmark"
+    results.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out / "test-0" / "leaderboard.csv", results / "leaderboard-test-0.csv")
+    shutil.copy(out / "test-0" / "leaderboard.png", results / "leaderboard.png")
+    name = f"leaderboard-test-{args.second_seed_base}.csv"
+    shutil.copy(out / f"test-{args.second_seed_base}" / "leaderboard.csv", results / name)
+    text = page(args, first, second, profile, timing, time.monotonic() - t0)
+    (REPO / args.page).write_text(text)
+    print(f"wrote {args.page} and {results}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
