@@ -419,6 +419,19 @@ def test_process_pool_and_ray_cluster_give_identical_results(tmp_path, ray_env):
     assert rows(pool) == rows(cluster) and len(rows(pool)) == 6
 
 
+def test_unreachable_ray_address_is_one_line(tmp_path, ray_env):
+    from _ray_cluster import free_port
+
+    port = free_port()  # nothing listens there
+    out = tmp_path / "out"
+    cmd = bench_cmd("--suite", str(tiny_suite(tmp_path)), "--out", str(out),
+                    "--address", f"127.0.0.1:{port}", "--connect-timeout", "5")  # fmt: skip
+    proc = subprocess.run(cmd, env=ray_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
 @pytest.mark.slow
 def test_smoke_suite_end_to_end(tmp_path):
     """`millinet benchmark --suite smoke` writes every output in under 2 minutes."""

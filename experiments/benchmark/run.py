@@ -103,6 +103,7 @@ def run_cells(
     commit: str | None,
     on_episode: Callable[[Cell, EpisodeResult], None] | None = None,
     on_cell: Callable[[CellResult], None] | None = None,
+    connect_timeout: float = 30.0,
 ) -> dict[str, CellResult]:
     """Results of ``cells`` by key: stored ones reused, the others run (episodes first, then
     bound cells) and saved one by one. Returns every cell's result."""
@@ -127,7 +128,7 @@ def run_cells(
                 owner[id(job)] = cell
         done: dict[str, list[EpisodeResult]] = {c.key: [] for c in batch}
         fn = bound_episode if is_bound else run_episode
-        for job, res in run_jobs(jobs, workers, address, fn=fn):
+        for job, res in run_jobs(jobs, workers, address, fn, connect_timeout):
             cell = owner[id(job)]
             done[cell.key].append(res)
             if on_episode:

@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
             machine.get("git_commit"),
             on_episode=progress.episode,
             on_cell=progress.cell,
+            connect_timeout=args.connect_timeout,
         )
     finally:
         progress.close()

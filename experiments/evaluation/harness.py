@@ -247,6 +247,7 @@ def run_jobs(
     workers: int = 1,
     address: str | None = None,
     fn: Callable[[Job], EpisodeResult] = run_episode,
+    connect_timeout: float = 30.0,
 ) -> Iterator[tuple[Job, EpisodeResult]]:
     """Run ``fn`` (default :func:`run_episode`; a top-level function, so that it pickles) on
     each job and yield ``(job, result)`` as each finishes (in no particular order).
@@ -254,14 +255,15 @@ def run_jobs(
     ``workers`` 1: one after the other in this process. ``workers`` > 1: in that many spawned
     processes (safe with any library state; a script calling this must guard its entry point
     with ``if __name__ == "__main__":``). ``address``: as tasks on the running Ray cluster
-    there (``millinet.experiments.evaluation.ray_jobs``), ``workers`` ignored. An episode's
+    there (``millinet.experiments.evaluation.ray_jobs``; ``connect_timeout`` seconds to reach
+    it), ``workers`` ignored. An episode's
     result does not depend on where it ran. If the consumer stops early (an error, Ctrl-C),
     episodes not yet started are cancelled.
     """
     if address is not None:
         from millinet.experiments.evaluation.ray_jobs import run_jobs_on_ray
 
-        yield from run_jobs_on_ray(jobs, address, fn=fn)
+        yield from run_jobs_on_ray(jobs, address, connect_timeout, fn=fn)
         return
     if workers <= 1:
         for job in jobs:

@@ -27,13 +27,17 @@ def run_jobs_on_ray(
     """Submit ``fn(job)`` for every job (default :func:`run_episode`) to the Ray cluster at
     ``address`` and yield ``(job, result)`` as each finishes. Disconnects at the end; if the
     consumer stops early, unfinished tasks are cancelled. An unreachable address is a
-    one-line ``SweepError`` within ``connect_timeout`` seconds."""
+    one-line ``UserError`` within ``connect_timeout`` seconds."""
     from millinet.envs.errors import require_extra
 
     require_extra("sweep", "running episodes on a Ray cluster (--address)")
-    from millinet.experiments.sweep.driver import connect_ray
+    from millinet.experiments.errors import UserError
+    from millinet.experiments.sweep.driver import SweepError, connect_ray
 
-    connect_ray(address, None, connect_timeout, command="millinet benchmark")
+    try:
+        connect_ray(address, None, connect_timeout, command="millinet benchmark")
+    except SweepError as exc:  # unreachable, or not a Ray head: one line, no traceback
+        raise UserError(str(exc)) from None
     import ray
 
     try:
