@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from millinet.experiments.evaluation.harness import EpisodeResult, Job, cached_scenario
+from millinet.experiments.evaluation.harness import EpisodeResult, Job, cached_scenario, id_fields
 
 MISSING = "missing (millinet bound not available)"
 OBJECTIVE = "violations_1ms"
@@ -43,11 +43,7 @@ def bound_episode(job: Job) -> EpisodeResult:
     )
     bound = result.bounds[OBJECTIVE]
     row = {
-        "scenario": scenario.name,
-        "policy": job.policy,
-        "seed": job.seed,
-        "duration_s": job.duration_s,
-        "warmup_s": job.warmup_s,
+        **id_fields(job, scenario),
         "tasks_1ms": int(bound.tasks),
         "violations_1ms": float(bound.lower_bound),
         "violation_rate_1ms": float(bound.share),

@@ -10,9 +10,9 @@ per seed (:func:`millinet.experiments.evaluation.harness.run_episode`, the code 
 * ``bound``: the clairvoyant lower bound of ``millinet bound`` (:mod:`.bound`), one number
   per seed, when that module is installed.
 
-A cell is identified by its **definition**: the resolved scenario of its view, the policy spec
-and what the spec loads (:func:`millinet.agents.specs.policy_fingerprint`), the seeds, the
-duration and the warm-up. Its result is one JSON file
+A cell is identified by its **definition**: the resolved scenario of its view, what the policy
+spec loads (:func:`millinet.agents.specs.policy_fingerprint`), the seeds, the duration and the
+warm-up. Its result is one JSON file
 ``DIR/cells/<view>/<policy>-<key>.json`` (``key``: a hash of the definition),
 written atomically when its last seed finishes. A rerun into the same ``DIR`` reuses every
 cell whose file holds the same definition (resume after an interruption; another policy
@@ -37,7 +37,7 @@ from millinet.experiments.evaluation.harness import EpisodeResult, Job
 VIEWS = ("reported", "oracle", "bound")
 BOUND_POLICY = "lower-bound"
 """The policy name of bound cells."""
-CELL_FORMAT = 1
+CELL_FORMAT = 2
 
 
 @dataclass
@@ -58,13 +58,13 @@ class Cell:
     @property
     def definition(self) -> dict[str, Any]:
         """Everything the cell's numbers depend on (module docstring): not the test set's
-        name, so two test sets with the same scenario under a view (e.g. the oracle views
-        of two report periods) share one cell."""
+        name, so two test sets with the same scenario under a view (e.g. the oracle views of
+        two report periods) share one cell; not the spec's text but what it loads, so a tuned
+        file that holds a heuristic's defaults shares the heuristic's cell."""
         scenario = {k: v for k, v in self.scenario.items() if k not in ("name", "description")}
         return {
             "format": CELL_FORMAT,
             "view": self.view,
-            "policy": self.policy,
             "fingerprint": self.fingerprint,
             "scenario": scenario,
             "seeds": self.seeds,
@@ -137,16 +137,19 @@ class CellStore:
         rows = [_plain(by_seed[s].row) for s in cell.seeds]
         cpu = sum(e.cpu_s for e in episodes)
         data = {"definition": cell.definition, "rows": rows, "cpu_s": cpu, "made": made}
-        write_text_atomic(self.path(cell), json.dumps(data, indent=1, allow_nan=True) + "\n")
+        write_text_atomic(self.path(cell), json.dumps(data, indent=1, allow_nan=False) + "\n")
         return CellResult(cell, rows, cpu, made)
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    """A metric row with numpy scalars as plain Python numbers (JSON-ready)."""
+    """A metric row as strict JSON data: numpy scalars as Python numbers, NaN (a metric a
+    seed does not have) as null (:meth:`CellResult.values` reads it back as NaN)."""
     out = {}
     for key, value in row.items():
         if hasattr(value, "item"):
             value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            value = None
         out[key] = value
     return out
 

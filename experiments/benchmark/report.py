@@ -105,20 +105,17 @@ def _load(machine: dict) -> str:
 
 
 def write_leaderboard(
-    suite: Suite,
-    entries: list[Entry],
+    board: Leaderboard,
     cells: dict[tuple[str, tuple[str, str]], Cell],
     results: dict[str, CellResult],
-    seeds: list[int],
     out: Path,
     command: str,
-    bound_note: str | None = None,
-    meta: dict[str, Any] | None = None,
-) -> tuple[Leaderboard, dict[str, Path]]:
-    """Write the four outputs into ``out``; returns the leaderboard and the paths."""
+) -> dict[str, Path]:
+    """Write the four outputs of ``board`` into ``out``; returns their paths. ``cells`` and
+    ``results`` name each cell's file and CPU time in run.json."""
     from millinet.experiments.benchmark.plot import plot_leaderboard
 
-    board = build_leaderboard(suite, entries, cells, results, seeds, bound_note, meta)
+    suite, entries = board.suite, board.entries
     store = CellStore(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -144,12 +141,12 @@ def write_leaderboard(
             for ts in suite.test_sets
         ],
         "seeds": {
-            "test": seeds,
+            "test": board.seeds,
             "validation_reset_seeds": suite.validation_reset_seeds(),
             "training": "millinet.envs.seeds.TRAINING (reset seeds [0, 900000))",
         },
         "entries": [e.__dict__ for e in entries],
-        "bound": bound_note or "computed",
+        "bound": board.bound_note or "computed",
         **board.meta,
         "cells": {
             f"{ts.name}/{e.view}/{e.label}": {
@@ -163,4 +160,4 @@ def write_leaderboard(
         },
     }
     write_text_atomic(paths["run"], json.dumps(run, indent=2, default=str) + "\n")
-    return board, paths
+    return paths

@@ -202,16 +202,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     wall = time.monotonic() - t0
-    from millinet.experiments.benchmark.report import summary_text, write_leaderboard
+    from millinet.experiments.benchmark.report import (
+        build_leaderboard,
+        summary_text,
+        write_leaderboard,
+    )
 
-    board, paths = write_leaderboard(
-        suite=suite,
-        entries=board_entries,
-        cells=cells,
-        results=results,
-        seeds=seeds,
-        out=out,
-        command=command_line(args),
+    board = build_leaderboard(
+        suite,
+        board_entries,
+        cells,
+        results,
+        seeds,
         bound_note=note,
         meta={
             "machine": {**machine, "load_average_1min_at_end": load_average()},
@@ -222,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
             "executor": where,
         },
     )
+    paths = write_leaderboard(board, cells, results, out, command_line(args))
     print(summary_text(board), flush=True)
     print(f"wrote {', '.join(str(p) for p in paths.values())} ({wall / 60:.1f} min)", flush=True)
     return 0

@@ -159,6 +159,17 @@ class Job:
     warmup_s: float
 
 
+def id_fields(job: Job, scenario: Scenario) -> dict[str, Any]:
+    """The ``ID_FIELDS`` of a job's metric row."""
+    return {
+        "scenario": scenario.name,
+        "policy": job.policy,
+        "seed": job.seed,
+        "duration_s": job.duration_s,
+        "warmup_s": job.warmup_s,
+    }
+
+
 def run_episode(job: Job) -> EpisodeResult:
     """Run one evaluation episode (top-level, so process pools can call it)."""
     from millinet.agents.specs import chooser_for
@@ -168,14 +179,7 @@ def run_episode(job: Job) -> EpisodeResult:
     start, cpu = time.perf_counter(), time.process_time()
     result = simulate(scenario, choose, job.duration_s, seed=job.seed)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    row = {
-        "scenario": scenario.name,
-        "policy": job.policy,
-        "seed": job.seed,
-        "duration_s": job.duration_s,
-        "warmup_s": job.warmup_s,
-        **episode_metrics(result.records, scenario, job.warmup_s),
-    }
+    row = {**id_fields(job, scenario), **episode_metrics(result.records, scenario, job.warmup_s)}
     return EpisodeResult(row, latency_cdfs(result.records, job.warmup_s), wall, cpu)
 
 

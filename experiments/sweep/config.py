@@ -303,7 +303,31 @@ def _short_reason(exc: ConfigError) -> str:
 
 
 # --------------------------------------------------------------------------- loading
-class SweepSpec:
+class SweepFolder:
+    """What every kind of sweep spec (PPO here, heuristics in
+    ``millinet.experiments.sweep.heuristic``) derives from its ``cfg`` (``name``,
+    ``storage_path``) and ``params``: its name, the encoded keys and its folder."""
+
+    cfg: Any
+    params: list[Param]
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def encoded(self) -> list[str]:
+        return [p.key for p in self.params if p.encoded]
+
+    def storage_root(self) -> Path:
+        """Absolute parent folder of the sweep folder."""
+        return Path(self.cfg.storage_path).expanduser().resolve()
+
+    def experiment_dir(self) -> Path:
+        return self.storage_root() / self.cfg.name
+
+
+class SweepSpec(SweepFolder):
     """A validated sweep: the :class:`SweepConfig`, the resolved base training config (plain
     data, ready to receive trial parameters) and the parsed search space."""
 
@@ -322,21 +346,6 @@ class SweepSpec:
         self.protocol = protocol or {}
         """The base training config's own ``eval``/``checkpoint`` sections (before the sweep's
         overrides), restored in ``best_config.yaml``."""
-
-    @property
-    def name(self) -> str:
-        return self.cfg.name
-
-    @property
-    def encoded(self) -> list[str]:
-        return [p.key for p in self.params if p.encoded]
-
-    def storage_root(self) -> Path:
-        """Absolute parent folder of the sweep folder."""
-        return Path(self.cfg.storage_path).expanduser().resolve()
-
-    def experiment_dir(self) -> Path:
-        return self.storage_root() / self.cfg.name
 
     def train_config(self, params: dict[str, Any]) -> TrainConfig:
         """The trial's training config for (decoded) ``params``."""

@@ -57,6 +57,7 @@ from millinet.experiments.sweep.config import (
     Param,
     SchedulerSettings,
     SearchSettings,
+    SweepFolder,
     decode_params,
     parse_param,
 )
@@ -98,7 +99,7 @@ class HeuristicSweepConfig(StrictModel):
         return self._max_chunks
 
 
-class HeuristicSweepSpec:
+class HeuristicSweepSpec(SweepFolder):
     """A validated heuristic sweep: the config, the suite's validation episodes by chunk and
     the parsed search space (the interface :mod:`~millinet.experiments.sweep.driver` uses)."""
 
@@ -121,20 +122,6 @@ class HeuristicSweepSpec:
         self.duration_s = duration_s
         self.warmup_s = warmup_s
         self.tuned_on = tuned_on
-
-    @property
-    def name(self) -> str:
-        return self.cfg.name
-
-    @property
-    def encoded(self) -> list[str]:
-        return [p.key for p in self.params if p.encoded]
-
-    def storage_root(self) -> Path:
-        return Path(self.cfg.storage_path).expanduser().resolve()
-
-    def experiment_dir(self) -> Path:
-        return self.storage_root() / self.cfg.name
 
     def default_point(self) -> dict[str, Any] | None:
         """The heuristic's default knob values, encoded as Tune proposes them; None when one
