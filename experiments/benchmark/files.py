@@ -6,7 +6,9 @@ shared output helpers of issue 18 (``millinet.envs.files``: ``check_output_dir``
   wanted, a parent that is a file, a place that cannot be written), one-line
   :class:`~millinet.experiments.errors.UserError`; creates nothing.
 * :func:`write_text_atomic`: a file that appears complete or not at all.
-* :func:`safe_name`: a file-name component made from a user string.
+* :func:`safe_name`: a file-name component made from a user string;
+* :func:`shown_path`: a path as a report shows it (relative to the working directory when
+  inside it, so a committed report names files of any checkout).
 """
 
 from __future__ import annotations
@@ -63,3 +65,11 @@ def safe_name(text: str, fallback: str = "unnamed") -> str:
     leading dot or dash; at most 80 characters."""
     name = _UNSAFE.sub("_", str(text)).lstrip("._-")[:80].rstrip("._-")
     return name or fallback
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

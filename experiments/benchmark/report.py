@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from millinet.experiments.benchmark.cells import Cell, CellResult, CellStore
-from millinet.experiments.benchmark.files import write_text_atomic
+from millinet.experiments.benchmark.files import shown_path, write_text_atomic
 from millinet.experiments.benchmark.leaderboard import (
     CSV_FIELDS,
     Entry,
@@ -75,7 +75,8 @@ def header(board: Leaderboard, command: str) -> str:
         command,
         "```",
         "",
-        f"Suite file `{suite.source}`. {len(board.seeds)} test seeds ({seeds_text(board.seeds)}, "
+        f"Suite file `{shown_path(suite.source)}`. {len(board.seeds)} test seeds "
+        f"({seeds_text(board.seeds)}, "
         f"engine seeds no training, validation or tuning episode can reach; "
         f"`envs/seeds.py`), {suite.config.duration_s:g} s of arrivals per episode"
         + (f" (first {suite.config.warmup_s:g} s not counted)" if suite.config.warmup_s else "")

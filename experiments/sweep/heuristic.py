@@ -174,6 +174,7 @@ def validate_heuristic_sweep(
     space (each knob's range ends and choices, through the heuristic's own checks) and the
     suite (read and resolved)."""
     from millinet.agents.heuristics import HEURISTICS, check_params, knobs
+    from millinet.experiments.benchmark.files import shown_path
     from millinet.experiments.benchmark.suite import load_suite, suite_path
 
     cfg = validate(HeuristicSweepConfig, data, source, what="heuristic sweep config")
@@ -243,7 +244,7 @@ def validate_heuristic_sweep(
         )
     reset = suite.validation_reset_seeds()
     tuned_on = (
-        f"suite {suite.name} ({_shown(suite_path(suite_ref))}): validation reset seeds "
+        f"suite {suite.name} ({shown_path(suite_path(suite_ref))}): validation reset seeds "
         f"{reset[0]}..{reset[-1]} (engine seeds as PlacementEnv.reset derives them) on "
         f"{', '.join(s['name'] for s in suite.training)}, {suite.config.duration_s:g} s each"
     )
@@ -257,15 +258,6 @@ def validate_heuristic_sweep(
         suite.config.warmup_s,
         tuned_on,
     )
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it (files that record
-    it stay valid in another checkout), else as it is."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 # --------------------------------------------------------------------------- trainable
