@@ -358,6 +358,27 @@ def test_benchmark_outputs_seed_base_and_reuse(tmp_path, capsys):
     assert len(cell_files(out)) == 12
 
 
+def test_evaluate_seed_base(tmp_path):
+    """`millinet evaluate --seed-base N` runs test seeds 2**31 + N + i: the rows of explicit
+    engine seeds, and other numbers than the default range's."""
+    from millinet.experiments.evaluation.harness import evaluate
+
+    out = tmp_path / "ev"
+    args = ["evaluate", "--policy", "random", "--seeds", "2", "--duration", "5ms", "--no-plots"]
+    assert main([*args, "--seed-base", "3", "--out", str(out)]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["seeds"] == [SEED0 + 3, SEED0 + 4]
+    assert "--seed-base 3" in run["command"]
+    rows = read_csv(out / "per_seed.csv")
+    ev = evaluate("sunflower-metro", ["random"], [SEED0 + 3, SEED0 + 4], duration_s=0.005)
+    assert [int(r["tasks"]) for r in rows] == [e.row["tasks"] for e in ev.episodes]
+    assert [float(r["violation_rate"]) for r in rows] == [
+        e.row["violation_rate"] for e in ev.episodes
+    ]
+    default = evaluate("sunflower-metro", ["random"], 2, duration_s=0.005)
+    assert [e.row["tasks"] for e in default.episodes] != [e.row["tasks"] for e in ev.episodes]
+
+
 def test_resume_after_killing_the_benchmark(tmp_path):
     """SIGKILL the benchmark after its first cells are saved; the rerun keeps them as they
     are, runs only the rest, and ends with the leaderboard of an uninterrupted run."""

@@ -12,11 +12,12 @@ Steps (each resumable: sweeps with --resume, benchmarks reuse their finished cel
 4. ``--timing-policy SPEC``: a fresh benchmark of the main suite with that one policy (every
    baseline and reference included, nothing reused) into ``OUT/timing/``: its wall time, CPU
    time and the machine's load.
-5. The page, and ``results/benchmark/`` (both leaderboards' CSV, the plot).
+5. The page, and ``results/benchmark/test-<base>/`` (each leaderboard without its cells).
 
 Usage: .venv/bin/python experiments/scripts/benchmark_results.py [--tune]
        [--timing-policy runs/<run>] [--out runs/benchmark-results] [--page results/benchmark.md]
        [--second-seed-base 10] [--workers 2]
+Without --timing-policy the page quotes the last timing run in OUT/timing/, if there is one.
 """
 
 from __future__ import annotations
@@ -62,15 +63,16 @@ def tune() -> None:
 
 
 def benchmark(out: Path, seed_base: int, workers: int, policy: str | None = None) -> dict:
+    """``millinet benchmark --suite main`` into ``out`` (relative to the repository); its
+    run.json, with ``dir`` added."""
     cmd = [*MILLINET, "benchmark", "--suite", "main", "--out", str(out), "--workers", str(workers)]
     if seed_base:
         cmd += ["--seed-base", str(seed_base)]
     if policy:
         cmd += ["--policy", policy]
-    t0 = time.monotonic()
     run(cmd)
-    info = json.loads((out / "run.json").read_text())
-    info["measured_wall_s"] = time.monotonic() - t0
+    info = json.loads((REPO / out / "run.json").read_text())
+    info["dir"] = str(out)
     return info
 
 
@@ -184,8 +186,8 @@ def page(args, first: dict, second: dict, profile, timing: dict | None, wall_s: 
     from millinet.experiments.benchmark.suite import load_suite
 
     suite = load_suite("main")
-    rows_a = read_rows(Path(first["dir"]) / "leaderboard.csv")
-    rows_b = read_rows(Path(second["dir"]) / "leaderboard.csv")
+    rows_a = read_rows(REPO / first["dir"] / "leaderboard.csv")
+    rows_b = read_rows(REPO / second["dir"] / "leaderboard.csv")
     sets = [ts.name for ts in suite.test_sets]
     base_b = args.second_seed_base
     lines = [
@@ -275,11 +277,11 @@ def page(args, first: dict, second: dict, profile, timing: dict | None, wall_s: 
                      else f"| {entry} | " + " | ".join(cells) + " |")  # fmt: skip
     lines += [
         "",
-        "Bold: the best baseline. The full leaderboards (gap closed, p99.9 per class) are "
-        f"`{first['dir']}/leaderboard.md` and `{second['dir']}/leaderboard.md` when the script "
-        "has run; their CSVs are in `results/benchmark/`.",
+        "Bold: the best baseline. The full leaderboards (gap closed, p99.9 per class, "
+        "parameters, run.json) are [`benchmark/test-0/`](benchmark/test-0/leaderboard.md) and "
+        f"[`benchmark/test-{base_b}/`](benchmark/test-{base_b}/leaderboard.md).",
         "",
-        "![leaderboard](benchmark/leaderboard.png)",
+        "![leaderboard](benchmark/test-0/leaderboard.png)",
         "",
         "## Did the ranking hold on the second test range?",
         "",
@@ -357,10 +359,11 @@ def _time_section(first: dict, profile, timing: dict | None) -> list[str]:
             f"cores that is about {timing['cpu_s'] / 2 / 60:.1f} min.",
             "",
         ]
+    cells = unique_cells(first)
     lines += [
-        f"The benchmark of the heuristics on seeds 0..9 ran {first['cells_run']} cells "
-        f"({first['episodes_run']} episodes) in {first['wall_s'] / 60:.1f} min of wall time; "
-        f"its episodes used {total / 60:.1f} CPU-minutes: "
+        f"The heuristics' benchmark on seeds 0..9 has {len(cells)} cells "
+        f"({len(cells) * len(first['seeds']['test'])} episodes; test sets with equal oracle "
+        f"views share those cells); its episodes used {total / 60:.1f} CPU-minutes: "
         + ", ".join(f"{v} view {t / total:.0%}" for v, t in by_view.items())
         + ". Within an episode (cProfile of deadline-aware on sunflower-metro-load2x, one "
         "test seed; self time by module):",
@@ -396,26 +399,28 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = p.parse_args()
     t0 = time.monotonic()
-    out = (REPO / args.out).resolve()
+    out = Path(args.out)
     if args.tune:
         tune()
     first = benchmark(out / "test-0", 0, args.workers)
-    first["dir"] = str(Path(args.out) / "test-0")
     second = benchmark(out / f"test-{args.second_seed_base}", args.second_seed_base, args.workers)
-    second["dir"] = str(Path(args.out) / f"test-{args.second_seed_base}")
     profile = profile_cell("sunflower-metro-load2x", "deadline-aware", 0.05)
     timing = None
-    if args.timing_policy:
-        shutil.rmtree(out / "timing", ignore_errors=True)
+    if args.timing_policy:  # from scratch: nothing reused
+        shutil.rmtree(REPO / out / "timing", ignore_errors=True)
         timing = benchmark(out / "timing", 0, args.workers, policy=args.timing_policy)
-        timing["policy"] = args.timing_policy
+    elif (REPO / out / "timing" / "run.json").is_file():  # the last measurement, for the page
+        timing = json.loads((REPO / out / "timing" / "run.json").read_text())
+    if timing is not None:
+        timing["policy"] = timing["command"].split("--policy ")[1].split(" ")[0]
         timing["cpu_s"] = sum(unique_cells(timing).values())
     results = REPO / "results" / "benchmark"
     results.mkdir(parents=True, exist_ok=True)
-    shutil.copy(out / "test-0" / "leaderboard.csv", results / "leaderboard-test-0.csv")
-    shutil.copy(out / "test-0" / "leaderboard.png", results / "leaderboard.png")
-    name = f"leaderboard-test-{args.second_seed_base}.csv"
-    shutil.copy(out / f"test-{args.second_seed_base}" / "leaderboard.csv", results / name)
+    for info in (first, second):  # the leaderboards without their cells
+        folder = results / Path(info["dir"]).name
+        folder.mkdir(exist_ok=True)
+        for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "run.json"):
+            shutil.copy(REPO / info["dir"] / name, folder / name)
     text = page(args, first, second, profile, timing, time.monotonic() - t0)
     (REPO / args.page).write_text(text)
     print(f"wrote {args.page} and {results}/")
