@@ -327,7 +327,7 @@ HEURISTICS: dict[str, Callable[..., Policy]] = {
     "earliest-finish-own": EarliestFinishOwnPolicy,
     "power-of-d": PowerOfDPolicy,
 }
-"""CLI name -> factory ``(seed: int = 0) -> Policy``."""
+"""CLI name -> factory ``(seed: int = 0, **knobs) -> Policy`` (:func:`knobs`)."""
 
 
 def knobs(name: str) -> dict[str, tuple[type, Any]]:
@@ -355,9 +355,11 @@ def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
             names = ", ".join(known) or "none"
             raise ValueError(f"{key!r} is not a parameter of {name} (its parameters: {names})")
         kind = known[key][0]
-        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
+        if kind is bool:
+            ok = isinstance(value, bool)
+        else:  # a bool is no number here; an int will do for a float
+            numeric = (int,) if kind is int else (int, float)
+            ok = isinstance(value, numeric) and not isinstance(value, bool)
         if not ok:
             raise ValueError(f"{key} must be {kind.__name__}, got {value!r}")
     HEURISTICS[name](**params)  # the constructor's range checks

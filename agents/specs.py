@@ -153,8 +153,9 @@ def policy_fingerprint(spec: str) -> str:
     heuristic and every parameter (defaults filled in; not the file's provenance), so a tuned
     file that holds the defaults is the heuristic itself; for a folder (trained run, exported
     policy), a digest of its files' names, sizes and modification times (TensorBoard
-    events left out) with the checkpoint suffix. Raises like :func:`load_policy` for a
-    spec that names nothing."""
+    events left out) with the checkpoint suffix. A bad tuned file raises
+    :class:`TunedHeuristicError`; a missing folder gives a placeholder (:func:`load_policy`
+    says what is wrong with it)."""
     import hashlib
     import json
 
