@@ -174,7 +174,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     cells = plan(suite, board_entries, seeds)
     store = CellStore(out)
-    unique = {c.key: c for c in cells.values()}
+    unique: dict = {}  # one cell per key: test sets with equal oracle views share cells
+    for cell in cells.values():
+        unique.setdefault(cell.key, cell)
     missing = [c for c in unique.values() if store.load(c) is None]
     episodes = sum(len(c.seeds) for c in missing)
     where = f"Ray cluster {args.address}" if args.address else f"{args.workers} local process(es)"
