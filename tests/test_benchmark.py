@@ -1,78 +1,24 @@
-"""``millinet benchmark``: suites, tuned-heuristic files, resume, --seed-base, the process pool
-against Ray, the leaderboard's arithmetic, and heuristic sweeps.
+"""``millinet benchmark``: suites, tuned-heuristic files, the leaderboard's arithmetic, its
+outputs and ``--seed-base`` (checked against the evaluation harness), cell reuse, bad input.
+Runs as a user runs them (resume, Ray, the smoke suite): ``test_benchmark_runs.py``; heuristic
+sweeps: ``test_heuristic_sweep.py``.
 
-The CLI runs use a tiny suite (one headroom scenario and one OOD variation, two heuristics, two
-test seeds of 10 ms) so that each takes seconds; ``test_smoke_suite_end_to_end`` runs the
-shipped smoke suite once, as a user would, against its 2-minute budget.
+The CLI runs use a tiny suite (``_bench_suites.py``: one headroom scenario and one OOD
+variation, two heuristics, two test seeds of 10 ms), so each takes seconds.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from _ray_cluster import head_node
+from _bench_suites import SEED0, bench_cmd, cell_files, read_csv, tiny_suite
 
 from millinet.experiments.cli import main
-
-REPO = Path(__file__).resolve().parent.parent
-PY = sys.executable
-SEED0 = 2**31
-
-
-def tiny_suite(tmp_path: Path, name: str = "tiny", **changes) -> Path:
-    """A suite file of a few seconds' work in ``tmp_path`` (``changes`` replace top-level
-    keys; None removes one)."""
-    data = {
-        "name": name,
-        "duration_s": 0.01,
-        "seeds": {"validation": {"first": 0, "count": 2}, "test": {"first": 0, "count": 2}},
-        "scenarios": [{"scenario": "sunflower-metro-load2x", "tag": "headroom"}],
-        "ood": [
-            {
-                "name": "central",
-                "of": "sunflower-metro-load2x",
-                "varies": ["scheduler"],
-                "set": {"telemetry": {"scheduler": "central"}},
-            }
-        ],
-        "heuristics": ["nearest", "deadline-aware"],
-    }
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def cell_files(out: Path) -> dict[str, tuple[int, str]]:
-    """Cell file (relative path) -> (modification time ns, content)."""
-    return {
-        str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_text())
-        for p in sorted((out / "cells").rglob("*.json"))
-    }
-
-
-def bench_cmd(*args: str) -> list[str]:
-    return [PY, "-m", "millinet.experiments.cli", "benchmark", *args]
 
 
 # --------------------------------------------------------------------------- suites
@@ -379,67 +325,6 @@ def test_evaluate_seed_base(tmp_path):
     assert [e.row["tasks"] for e in default.episodes] != [e.row["tasks"] for e in ev.episodes]
 
 
-def test_resume_after_killing_the_benchmark(tmp_path):
-    """SIGKILL the benchmark after its first cells are saved; the rerun keeps them as they
-    are, runs only the rest, and ends with the leaderboard of an uninterrupted run."""
-    suite = tiny_suite(
-        tmp_path, heuristics=["nearest", "least-loaded", "earliest-finish", "deadline-aware"]
-    )
-    out = tmp_path / "out"
-    cmd = bench_cmd("--suite", str(suite), "--out", str(out), "--workers", "1", "--no-bound")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while not ((out / "cells").is_dir() and len(cell_files(out)) >= 3):
-            assert proc.poll() is None, "finished before it could be interrupted"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    before = cell_files(out)
-    assert 3 <= len(before) < 12 and not (out / "leaderboard.csv").exists()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"{len(before)} already in" in done.stdout
-    after = cell_files(out)
-    assert len(after) == 12
-    assert all(after[name] == before[name] for name in before)  # not redone, not rewritten
-    fresh = tmp_path / "fresh"
-    cmd_fresh = bench_cmd(
-        "--suite", str(suite), "--out", str(fresh), "--workers", "2", "--no-bound"
-    )
-    assert subprocess.run(cmd_fresh, env=env, capture_output=True, timeout=300).returncode == 0
-    assert read_csv(out / "leaderboard.csv") == read_csv(fresh / "leaderboard.csv")
-
-
-@pytest.mark.slow
-def test_process_pool_and_ray_cluster_give_identical_results(tmp_path, ray_env):
-    """The same benchmark in a local process pool and as tasks on a `ray start --head` cluster
-    on loopback: identical cells and leaderboard."""
-    suite = tiny_suite(tmp_path)
-    pool, cluster = tmp_path / "pool", tmp_path / "ray"
-    common = ["--suite", str(suite), "--no-bound"]
-    proc = subprocess.run(bench_cmd(*common, "--out", str(pool), "--workers", "2"), env=ray_env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with head_node(ray_env) as address:
-        proc = subprocess.run(bench_cmd(*common, "--out", str(cluster), "--address", address),
-                              env=ray_env, capture_output=True, text=True, timeout=400)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"Ray cluster {address}" in proc.stdout
-    assert read_csv(pool / "leaderboard.csv") == read_csv(cluster / "leaderboard.csv")
-
-    def rows(out: Path) -> dict:
-        return {p.name: json.loads(p.read_text())["rows"] for p in (out / "cells").rglob("*.json")}
-
-    assert rows(pool) == rows(cluster) and len(rows(pool)) == 6
-
-
 def test_unreachable_ray_address_is_one_line(tmp_path, ray_env):
     from _ray_cluster import free_port
 
@@ -451,94 +336,3 @@ def test_unreachable_ray_address_is_one_line(tmp_path, ray_env):
     assert proc.returncode == 2
     assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
-
-
-@pytest.mark.slow
-def test_smoke_suite_end_to_end(tmp_path):
-    """`millinet benchmark --suite smoke` writes every output in under 2 minutes."""
-    out = tmp_path / "smoke"
-    t0 = time.monotonic()
-    proc = subprocess.run(bench_cmd("--suite", "smoke", "--out", str(out)),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    elapsed = time.monotonic() - t0
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "run.json"):
-        assert (out / name).stat().st_size > 0
-    rows = read_csv(out / "leaderboard.csv")
-    assert {r["test_set"] for r in rows} == {"sunflower-metro-load2x", "central-2x"}
-    assert {r["role"] for r in rows} >= {"tuned", "heuristic", "reference"}
-    assert elapsed < 120, f"{elapsed:.0f} s (load {os.getloadavg()[0]:.1f})"
-
-
-# --------------------------------------------------------------------------- heuristic sweeps
-def heuristic_sweep_yaml(tmp_path: Path, **changes) -> Path:
-    data = {
-        "kind": "heuristic",
-        "name": "hs",
-        "heuristic": "deadline-aware",
-        "suite": "smoke",
-        "space": {"margin": {"uniform": [0.0, 0.9]}, "own_correction": {"choice": [False, True]}},
-        "num_samples": 2,
-        "scheduler": {"type": "fifo"},
-        "search": {"algorithm": "random", "seed": 0, "include_default": True},
-        "storage_path": str(tmp_path / "sweeps"),
-    }
-    data.update(changes)
-    path = tmp_path / "hs.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-BAD_HEURISTIC_SWEEPS = [
-    ({"heuristic": "nearest"}, ["heuristic", "no parameters to tune", "deadline-aware"]),
-    ({"space": {"d": {"randint": [1, 4]}}}, ["space.d", "not a parameter of deadline-aware"]),
-    ({"space": {"margin": {"uniform": [0.0, 1.5]}}}, ["space.margin", "value 1.5 is invalid"]),
-    ({"scheduler": {"type": "pbt"}}, ["scheduler.type", "pbt does not apply"]),
-    ({"suite": "no-such-suite"}, ["suite", "unknown suite"]),
-    ({"scheduler": {"type": "asha", "grace_period": 5}}, ["scheduler.grace_period", "2 chunks"]),
-]
-
-
-@pytest.mark.parametrize("changes,expected", BAD_HEURISTIC_SWEEPS)
-def test_bad_heuristic_sweep_is_one_line(tmp_path, capsys, changes, expected):
-    path = heuristic_sweep_yaml(tmp_path, **changes)
-    assert main(["sweep", "--config", str(path), "--check"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"millinet sweep: error: {path}: ") and err.count("\n") == 1, err
-    for text in expected:
-        assert text in err, err
-    assert not (tmp_path / "sweeps").exists()
-
-
-@pytest.mark.slow
-def test_heuristic_sweep_on_local_ray(tmp_path, ray_env):
-    """Two trials (the defaults first) on the smoke suite's validation episodes: the reported
-    objective equals the harness's evaluation on the validation engine seeds, and tuned.yaml is
-    a policy spec holding the best trial's knobs."""
-    from millinet.agents.specs import load_tuned_heuristic
-    from millinet.experiments.benchmark.suite import load_suite
-    from millinet.experiments.evaluation.harness import evaluate
-
-    path = heuristic_sweep_yaml(tmp_path)
-    proc = subprocess.run(
-        [PY, "-m", "millinet.experiments.cli", "sweep", "--config", str(path), "--num-cpus", "2"],
-        cwd=tmp_path, env=ray_env, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    exp = tmp_path / "sweeps" / "hs"
-    tuned = load_tuned_heuristic(exp / "tuned.yaml")
-    best = json.loads((exp / "best.json").read_text())
-    assert tuned.heuristic == "deadline-aware"
-    assert tuned.params["margin"] == pytest.approx(best["params"]["margin"])
-    assert "validation reset seeds 900000..900001" in tuned.tuned_on
-    first = json.loads((exp / "trial_00000" / "params.json").read_text())
-    assert first == {"margin": 0.5, "own_correction": False}  # the defaults
-    suite = load_suite("smoke")
-    values = []
-    for scenario in suite.training:
-        ev = evaluate(scenario, ["deadline-aware"], suite.validation_seeds(), duration_s=0.02)
-        values += list(ev.values("deadline-aware", "violation_rate_1ms"))
-    result = [
-        json.loads(x) for x in (exp / "trial_00000" / "result.json").read_text().split("\n") if x
-    ]
-    assert result[-1]["violation_rate_1ms"] == pytest.approx(float(np.mean(values)))
