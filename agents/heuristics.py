@@ -90,12 +90,16 @@ def _argmin_lex(mask: np.ndarray, *keys: np.ndarray) -> int:
     """Lowest feasible slot among those minimising ``keys`` lexicographically (exact ties).
 
     ``mask`` bool (K,); each key float (K,). Returns 0 when no slot is feasible. (Plain Python
-    over K values: for K ~ 8 that is several times faster than chained numpy reductions.)"""
-    feasible = np.flatnonzero(mask).tolist()
+    over K values: for K ~ 8 that is several times faster than chained numpy reductions, and
+    building the rows with ``zip`` about twice as fast as ``np.stack(keys).T``; every key
+    value becomes the same Python float either way.)"""
+    feasible = [k for k, ok in enumerate(np.asarray(mask).tolist()) if ok]
     if not feasible:
         return 0
-    cols = np.stack(keys).T.tolist()  # row k: the keys of slot k
-    return min(feasible, key=cols.__getitem__)  # min keeps the first of equal keys
+    if len(keys) == 1:
+        return min(feasible, key=keys[0].tolist().__getitem__)
+    rows = list(zip(*(key.tolist() for key in keys)))  # row k: the keys of slot k
+    return min(feasible, key=rows.__getitem__)  # min keeps the first of equal keys
 
 
 class RandomPolicy:

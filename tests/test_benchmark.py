@@ -304,6 +304,25 @@ def test_benchmark_outputs_seed_base_and_reuse(tmp_path, capsys):
     assert len(cell_files(out)) == 12
 
 
+def test_equal_parameters_share_one_cell(tmp_path, capsys):
+    """A tuned file that holds a heuristic's defaults is that heuristic: one cell for both,
+    found again on a rerun whichever label saved it."""
+    tuned = write_tuned(tmp_path, {"heuristic": "deadline-aware", "params": {"margin": 0.5}})
+    suite = tiny_suite(tmp_path, ood=[], heuristics=["deadline-aware"], tuned=[str(tuned)])
+    out = tmp_path / "out"
+    args = ["benchmark", "--suite", str(suite), "--out", str(out), "--workers", "1"]
+    assert main(args) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["cells_run"] == 2  # deadline-aware on reports (shared) and under the oracle
+    assert all((out / c["file"]).is_file() for c in run["cells"].values())
+    rows = read_csv(out / "leaderboard.csv")
+    by_entry = {r["entry"]: r["violation_rate_1ms"] for r in rows}
+    assert by_entry["tuned:tuned"] == by_entry["deadline-aware"]
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "2 cells, 2 already in" in capsys.readouterr().out
+
+
 def test_evaluate_seed_base(tmp_path):
     """`millinet evaluate --seed-base N` runs test seeds 2**31 + N + i: the rows of explicit
     engine seeds, and other numbers than the default range's."""

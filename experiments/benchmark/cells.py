@@ -95,6 +95,7 @@ class CellResult:
     cpu_s: float
     made: dict[str, Any] = field(default_factory=dict)
     reused: bool = False
+    path: Path | None = None  # the cell's file
 
     def values(self, metric: str) -> list[float]:
         """Per-seed values of ``metric`` (NaN where a seed has none)."""
@@ -112,13 +113,23 @@ class CellStore:
         self.root = Path(root)
 
     def path(self, cell: Cell) -> Path:
+        """Where ``cell`` is saved: ``cells/<view>/<label>-<key>.json``."""
         return self.root / "cells" / cell.view / f"{safe_name(cell.label)}-{cell.key}.json"
+
+    def find(self, cell: Cell) -> Path | None:
+        """The file holding ``cell``'s key, whatever label it was saved under (entries that
+        share a cell, e.g. a tuned file holding the defaults and the heuristic, have
+        different labels)."""
+        path = self.path(cell)
+        if path.is_file():
+            return path
+        return next(iter(sorted(path.parent.glob(f"*-{cell.key}.json"))), None)
 
     def load(self, cell: Cell) -> CellResult | None:
         """The stored result of ``cell``, or None when there is none (or the file is not a
         complete result of this very cell: then the cell runs again)."""
-        path = self.path(cell)
-        if not path.is_file():
+        path = self.find(cell)
+        if path is None:
             return None
         try:
             data = json.loads(path.read_text())
@@ -127,7 +138,8 @@ class CellStore:
             rows = data["rows"]
             if [r["seed"] for r in rows] != cell.seeds:
                 return None
-            return CellResult(cell, rows, float(data["cpu_s"]), data.get("made", {}), True)
+            made = data.get("made", {})
+            return CellResult(cell, rows, float(data["cpu_s"]), made, True, path)
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -137,8 +149,9 @@ class CellStore:
         rows = [_plain(by_seed[s].row) for s in cell.seeds]
         cpu = sum(e.cpu_s for e in episodes)
         data = {"definition": cell.definition, "rows": rows, "cpu_s": cpu, "made": made}
-        write_text_atomic(self.path(cell), json.dumps(data, indent=1, allow_nan=False) + "\n")
-        return CellResult(cell, rows, cpu, made)
+        text = json.dumps(data, indent=1, allow_nan=False) + "\n"
+        path = write_text_atomic(self.path(cell), text)
+        return CellResult(cell, rows, cpu, made, path=path)
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

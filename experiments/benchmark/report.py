@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from millinet.experiments.benchmark.cells import Cell, CellResult, CellStore
+from millinet.experiments.benchmark.cells import Cell, CellResult
 from millinet.experiments.benchmark.files import shown_path, write_text_atomic
 from millinet.experiments.benchmark.leaderboard import (
     CSV_FIELDS,
@@ -117,7 +117,6 @@ def write_leaderboard(
     from millinet.experiments.benchmark.plot import plot_leaderboard
 
     suite, entries = board.suite, board.entries
-    store = CellStore(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "md": out / "leaderboard.md",
@@ -151,7 +150,7 @@ def write_leaderboard(
         **board.meta,
         "cells": {
             f"{ts.name}/{e.view}/{e.label}": {
-                "file": str(store.path(cells[(ts.name, e.key)]).relative_to(out)),
+                "file": str(results[cells[(ts.name, e.key)].key].path.relative_to(out)),
                 "cpu_s": round(results[cells[(ts.name, e.key)].key].cpu_s, 2),
                 "made": results[cells[(ts.name, e.key)].key].made,
             }

@@ -94,21 +94,19 @@ def read_rows(path: Path) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- profile
-GROUPS = (
-    ("engine: events, queues, records", ("envs/engine.py", "envs/workload.py", "heapq")),
-    ("telemetry: reports and the scheduler's view", ("envs/telemetry.py",)),
-    ("featuriser (observation)", ("envs/features.py",)),
-    ("policy (heuristic rule)", ("agents/heuristics.py",)),
-    ("policy adapter (agents/specs.py)", ("agents/specs.py",)),
-)
+STAGES = (
+    ("the scheduler's view: `Engine.telemetry_rows` (reports, aged backlogs, own dispatches)",
+     "envs/engine.py", "telemetry_rows"),
+    ("the featuriser: `featurize_rows` (the observation)", "envs/features.py", "featurize_rows"),
+    ("the rule: `act` of the heuristic", "agents/heuristics.py", "act"),
+)  # fmt: skip
 
 
-Shares = list[tuple[str, float]]
-
-
-def profile_cell(test_set: str, policy: str, seconds: float) -> tuple[Shares, float]:
-    """Self time by module group of one episode of ``policy`` on ``test_set`` (main suite,
-    first test seed, ``seconds`` of arrivals); and the engine's telemetry_rows share."""
+def profile_cell(test_set: str, policy: str, seconds: float) -> list[tuple[str, float]]:
+    """Where one episode of ``policy`` on ``test_set`` (main suite, first test seed,
+    ``seconds`` of arrivals) spends its time, by stage (cProfile cumulative times): the engine
+    (everything outside the policy's decisions), and within the decisions the scheduler's
+    view, the featuriser, the rule and the adapter's own work (copying the mask, the call)."""
     from millinet.experiments.benchmark.suite import load_suite
     from millinet.experiments.evaluation.harness import Job, run_episode
 
@@ -119,23 +117,22 @@ def profile_cell(test_set: str, policy: str, seconds: float) -> tuple[Shares, fl
     prof.enable()
     run_episode(job)
     prof.disable()
-    stats = pstats.Stats(prof)
-    total = 0.0
-    groups = {name: 0.0 for name, _ in GROUPS}
-    groups["numpy and the rest"] = 0.0
-    telemetry_rows = 0.0
-    for (filename, _, func), (_, _, tottime, cumtime, _) in stats.stats.items():
-        total += tottime
-        if filename.endswith("envs/engine.py") and func == "telemetry_rows":
-            telemetry_rows = cumtime
-        for name, keys in GROUPS:
-            if any(k in filename for k in keys):
-                groups[name] += tottime
-                break
-        else:
-            groups["numpy and the rest"] += tottime
-    shares = [(name, t / total) for name, t in groups.items()]
-    return shares, telemetry_rows / total
+
+    def cumulative(file: str, func: str) -> float:
+        return sum(
+            ct
+            for (filename, _, name), (_, _, _, ct, _) in pstats.Stats(prof).stats.items()
+            if filename.endswith(file) and name == func
+        )
+
+    total = cumulative("envs/simulation.py", "simulate")
+    decisions = cumulative("agents/specs.py", "__call__")
+    stages = [(name, cumulative(file, func)) for name, file, func in STAGES]
+    shares = [("the engine: events, queues, records (outside the decisions)", total - decisions)]
+    shares += stages
+    shares.append(("the adapter (`PolicyChooser`: mask copy, calls)",
+                   decisions - sum(t for _, t in stages)))  # fmt: skip
+    return [(name, t / total) for name, t in shares]
 
 
 # --------------------------------------------------------------------------- the page
@@ -338,11 +335,9 @@ def _same_best(a: dict, b: dict, rows_a: list[dict], rows_b: list[dict]) -> bool
     ) == values(rows_b, b["entry"])
 
 
-def _time_section(first: dict, profile, timing: dict | None) -> list[str]:
-    shares, telemetry_rows = profile
+def _time_section(first: dict, shares, timing: dict | None) -> list[str]:
     by_view: dict[str, float] = {}
-    for file, cpu in unique_cells(first).items():
-        view = Path(file).parent.name
+    for view, cpu in unique_cells(first).values():
         by_view[view] = by_view.get(view, 0.0) + cpu
     total = sum(by_view.values())
     lines = []
@@ -365,28 +360,31 @@ def _time_section(first: dict, profile, timing: dict | None) -> list[str]:
         f"({len(cells) * len(first['seeds']['test'])} episodes; test sets with equal oracle "
         f"views share those cells); its episodes used {total / 60:.1f} CPU-minutes: "
         + ", ".join(f"{v} view {t / total:.0%}" for v, t in by_view.items())
-        + ". Within an episode (cProfile of deadline-aware on sunflower-metro-load2x, one "
-        "test seed; self time by module):",
+        + ". Within an episode (cProfile of deadline-aware on sunflower-metro-load2x, first "
+        "test seed, 50 ms; cumulative time of each stage):",
         "",
-        "| part | share of an episode's time |",
+        "| stage | share of an episode's time |",
         "|---|---|",
     ]
     lines += [f"| {name} | {share:.0%} |" for name, share in shares]
     lines += [
         "",
-        f"`Engine.telemetry_rows` (what the scheduler knows of each candidate: reports, aged "
-        f"backlogs, own dispatches) accounts for {telemetry_rows:.0%} including its calls. "
-        "Every decision of a policy that reads the observation pays for the reports, the "
-        "featuriser and the rule on top of the engine's own events. The harness builds each "
-        "scenario once per worker process and loads a trained or exported policy once per "
-        "process, so neither is paid per episode.",
+        "Every decision of a policy that reads the observation pays for the scheduler's view, "
+        "the featuriser and the rule on top of the engine's own events; a trained policy pays "
+        "its network instead of the rule. The harness builds each scenario once per worker "
+        "process and loads a trained or exported policy once per process, so neither is paid "
+        "per episode.",
     ]
     return lines
 
 
-def unique_cells(info: dict) -> dict[str, float]:
-    """CPU seconds of each cell file of a run.json (test sets share some oracle cells)."""
-    return {c["file"]: c["cpu_s"] for c in info["cells"].values()}
+def unique_cells(info: dict) -> dict[str, tuple[str, float]]:
+    """Each cell of a run.json once (entries and test sets share cells), by its key (the hash
+    that ends its file name): its view and CPU seconds."""
+    return {
+        Path(c["file"]).stem.rsplit("-", 1)[1]: (Path(c["file"]).parent.name, c["cpu_s"])
+        for c in info["cells"].values()
+    }
 
 
 def main() -> int:
@@ -413,7 +411,7 @@ def main() -> int:
         timing = json.loads((REPO / out / "timing" / "run.json").read_text())
     if timing is not None:
         timing["policy"] = timing["command"].split("--policy ")[1].split(" ")[0]
-        timing["cpu_s"] = sum(unique_cells(timing).values())
+        timing["cpu_s"] = sum(cpu for _, cpu in unique_cells(timing).values())
     results = REPO / "results" / "benchmark"
     results.mkdir(parents=True, exist_ok=True)
     for info in (first, second):  # the leaderboards without their cells
