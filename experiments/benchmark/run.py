@@ -13,7 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from millinet.agents.specs import describe_policy, is_tuned_heuristic_spec, policy_fingerprint
+from millinet.agents.specs import (
+    describe_policy,
+    is_tuned_heuristic_spec,
+    policy_fingerprint,
+    split_checkpoint,
+)
 from millinet.experiments.benchmark.bound import MISSING, bound_episode, bound_function
 from millinet.experiments.benchmark.cells import (
     BOUND_POLICY,
@@ -30,8 +35,6 @@ from millinet.experiments.evaluation.harness import EpisodeResult, run_episode, 
 def policy_label(spec: str) -> str:
     """A policy spec's name in tables: a heuristic's name; ``tuned:<file stem>`` for a
     tuned-heuristic file; a folder's name (with its ``@checkpoint``) for a run or export."""
-    from millinet.agents.specs import split_checkpoint
-
     if is_tuned_heuristic_spec(spec):
         return f"tuned:{Path(spec).stem}"
     folder, checkpoint = split_checkpoint(spec)
@@ -86,7 +89,8 @@ def plan(
                 view=e.view,
                 policy=e.policy,
                 label="lower-bound" if e.role == "bound" else policy_label(e.policy),
-                scenario=ts.scenario if e.view == "bound" else ts.view(e.view),
+                # the clairvoyant bound ignores telemetry: its cells share the oracle views'
+                scenario=ts.view("oracle" if e.view == "bound" else e.view),
                 seeds=list(seeds),
                 duration_s=suite.config.duration_s,
                 warmup_s=suite.config.warmup_s,

@@ -52,6 +52,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from millinet.envs.config import TelemetryConfig
 from millinet.envs.errors import ConfigError, MillinetError
 from millinet.envs.scenario import deep_merge
 from millinet.envs.seeds import TEST, VALIDATION, engine_seed_of_reset
@@ -167,6 +168,8 @@ class SuiteConfig(StrictModel):
 class TestSet:
     """One test set: a fully resolved scenario (plain data, as ``load_scenario`` takes it)."""
 
+    __test__ = False  # not a pytest test class
+
     name: str
     kind: Literal["in-distribution", "ood"]
     scenario: dict[str, Any]
@@ -182,8 +185,6 @@ class TestSet:
             return self.scenario
         if view != "oracle":
             raise ValueError(f"unknown view {view!r}")
-        from millinet.envs.config import TelemetryConfig
-
         data = copy.deepcopy(self.scenario)
         # Under the oracle view nothing else of the telemetry section has any effect: the
         # defaults keep equal oracle views of different test sets equal (one cell for both).

@@ -201,7 +201,8 @@ def page(args, first: dict, second: dict, profile, timing: dict | None, wall_s: 
         f"`millinet benchmark --suite main` on test seeds 2**31 + 0..9 and again with "
         f"`--seed-base {base_b}` (2**31 + {base_b}..{base_b + 9}), and writes this page. "
         f"Machine: {first['machine'].get('cpu')}, {first['machine'].get('cpu_count')} cores, "
-        f"commit {first['machine'].get('git_commit')}; the script took {wall_s / 60:.0f} min.",
+        f"commit {first['machine'].get('git_commit')}; this run of the script took "
+        f"{wall_s / 60:.0f} min (cells already in its output folders are reused).",
         "",
         f"The suite (`experiments/suites/main.yaml`): {len(sets)} test sets, "
         f"{len(first['seeds']['test'])} test seeds each, "
@@ -229,6 +230,7 @@ def page(args, first: dict, second: dict, profile, timing: dict | None, wall_s: 
             f"| {heuristic} | `{describe_policy(heuristic)}` | `{describe_policy(str(path))}` | "
             f"violation_rate_1ms {pct(obj)} % |"
         )
+    lines += ["", "## Findings", ""] + findings(rows_a, rows_b, sets, base_b, timing)
     lines += [
         "",
         "## Headroom or control, measured",
@@ -313,6 +315,66 @@ def page(args, first: dict, second: dict, profile, timing: dict | None, wall_s: 
     ]
     lines += _time_section(first, profile, timing)
     return "\n".join(lines) + "\n"
+
+
+def findings(
+    rows_a: list[dict], rows_b: list[dict], sets: list[str], base_b: int, timing: dict | None
+) -> list[str]:
+    """The page's summary, computed from both leaderboards."""
+    va, vb = verdicts(rows_a), verdicts(rows_b)
+    headroom = [s for s in sets if va[s]["measured"] == "headroom"]
+    control = [s for s in sets if va[s]["measured"] == "control"]
+    disagree = [s for s in sets if va[s]["declared"] and va[s]["declared"] != va[s]["measured"]]
+    flipped = [s for s in sets if va[s]["measured"] != vb[s]["measured"]]
+    out = [
+        f"* **Measured, not assumed**: {len(headroom)} headroom test sets "
+        f"({', '.join(headroom)}) and {len(control)} control ({', '.join(control) or 'none'}). "
+        + (
+            f"Declared tags that the measurement contradicts: {', '.join(disagree)}."
+            if disagree
+            else "Every declared tag (in-distribution scenarios) matches its measurement."
+        )
+        + (
+            f" On seeds {base_b}..{base_b + 9} the verdicts are the same."
+            if not flipped
+            else f" On seeds {base_b}..{base_b + 9} the verdict changes on {', '.join(flipped)}."
+        ),
+    ]
+    best: dict[str, list[str]] = {}
+    for s in sets:
+        best.setdefault(va[s]["entry"], []).append(s)
+    out.append(
+        "* **Best baseline per test set** (seeds 0..9): "
+        + "; ".join(f"{entry} on {', '.join(names)}" for entry, names in best.items())
+        + "."
+    )
+    for heuristic in SWEEPS:
+        tuned, default = f"tuned:{heuristic}", heuristic
+        diffs = []
+        for s in sets:
+            vals = baseline_values(rows_a, s)
+            if tuned in vals and default in vals:
+                diffs.append(vals[tuned] - vals[default])
+        same = all(d == 0 for d in diffs)
+        better = sum(d < 0 for d in diffs)
+        worse = sum(d > 0 for d in diffs)
+        out.append(
+            f"* **Tuning {heuristic}**: "
+            + (
+                "the sweep found nothing better than the defaults on the validation seeds "
+                "(its tuned file holds the defaults), so tuned and default are the same policy."
+                if same
+                else f"the tuned parameters have a lower mean violation_rate_1ms than the "
+                f"defaults on {better} of {len(diffs)} test sets, a higher one on {worse}."
+            )
+        )
+    if timing is not None:
+        out.append(
+            f"* The policy of the timing run (`{timing['policy']}`) is a MaskablePPO run of a "
+            "few thousand steps, trained only to time a trained policy's inference; its "
+            "numbers (`runs/benchmark-results/timing/`) are not a result."
+        )
+    return out
 
 
 def _difference(row: dict) -> str:
