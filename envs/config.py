@@ -266,20 +266,33 @@ class RandomGeometricTopology(StrictModel):
 
 
 class GraphMLTopology(StrictModel):
-    """An Internet Topology Zoo GraphML file (nodes carry ``Latitude``/``Longitude``).
+    """A network in the Internet Topology Zoo convention, as GraphML or GML (by suffix, ``.gml``).
 
-    ``path`` is relative to the scenario file (or to ``envs/data`` for a bare file name).
-    Node labels listed in ``edge_sites``/``city_sites`` become compute sites attached to that
-    PoP; every other node is an aggregation node that factories may attach to.
-    ``route_factor`` converts great-circle distance to fiber length (ducts are not straight).
+    Nodes carry ``label`` and ``Latitude``/``Longitude`` in degrees; links may carry
+    ``LinkSpeedRaw`` (bit/s) or ``LinkSpeed`` with ``LinkSpeedUnits``. ``path`` is relative to
+    the scenario file (or to ``envs/data`` for a bare file name). Node names are the labels;
+    a label that several nodes share, or a missing one, becomes ``<label>#<id>`` or
+    ``node-<id>`` (the file's node id). Node names listed in ``edge_sites``/``city_sites``
+    become compute sites attached to that PoP; every other node is an aggregation node that
+    factories may attach to. ``route_factor`` converts great-circle distance to fiber length
+    (ducts are not straight). How each quirk of published files is handled:
+    ``envs/graphml.py`` and ``docs/real-networks.md``.
     """
 
     generator: Literal["graphml"]
     path: str
     edge_sites: list[str] = Field(default_factory=list)
     city_sites: list[str] = Field(default_factory=list)
-    route_factor: Annotated[float, Field(ge=1.0)] = 1.0
+    route_factor: Annotated[float, Field(ge=1.0, le=10.0)] = 1.0
     link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
+    missing_coordinates: Literal["drop", "place_from_neighbours"] = Field(
+        "drop",
+        description="nodes without Latitude/Longitude (external peers): drop them with their "
+        "links, or place each at the mean position of its neighbours that have coordinates",
+    )
+    min_link_km: Annotated[float, Field(gt=0, le=10.0)] = Field(
+        0.1, description="shortest fiber of a link (km); co-located PoPs (length 0) get this"
+    )
 
 
 Topology = Annotated[

@@ -16,7 +16,7 @@ import networkx as nx
 
 from millinet.envs import config as schema
 from millinet.envs import generators
-from millinet.envs.errors import FieldError, ScenarioError
+from millinet.envs.errors import FieldError, ScenarioError, warn
 from millinet.envs.graphml import load_graphml
 from millinet.envs.network import CompiledNetwork
 from millinet.envs.topology import Topology
@@ -272,6 +272,30 @@ def _faults(
     return sorted(events)
 
 
+ONE_MS_S = 1e-3
+"""The round trip that a 1 ms task must fit, propagation and all (s)."""
+
+
+def _warn_if_no_site_within_1ms(
+    topo: Topology, graph: nx.Graph, factories: list[int], source: str
+) -> None:
+    """Warn when no factory reaches any edge or city site within a 1 ms round trip of
+    propagation and forwarding (a national network imported as a city, say)."""
+    shared = [i for i in topo.by_role("edge", "city") if topo.nodes[i].pools]
+    best = (float("inf"), -1, -1)
+    for f in factories:
+        dist = nx.single_source_dijkstra_path_length(graph, f, weight="delay")
+        best = min([best, *((2 * dist[s], f, s) for s in shared if s in dist)])
+    rtt, f, s = best
+    if factories and shared and rtt > ONE_MS_S:
+        warn(
+            source,
+            f"no factory-site pair can meet 1 ms: the closest, {topo.nodes[f].name} to "
+            f"{topo.nodes[s].name}, is {rtt * 1e3:.2f} ms round trip of propagation and "
+            f"forwarding alone, so 1 ms tasks meet their deadline only on-prem",
+        )
+
+
 def _classes(cfg: schema.ScenarioConfig) -> list[schema.TaskClassConfig]:
     out = []
     for name in schema.CLASS_NAMES:
@@ -300,6 +324,7 @@ def build_scenario(
             f"the network is disconnected ({len(parts)} components); "
             f"node {lonely!r} cannot reach the rest",
         )
+    _warn_if_no_site_within_1ms(topo, graph, factories, source)
     net = CompiledNetwork(topo, factories, private, cfg.candidates.sites, cfg.candidates.paths)
     classes = _classes(cfg)
     sources = []

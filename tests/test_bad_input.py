@@ -135,7 +135,8 @@ CASES = {
         },
         "broken.graphml",
         "line 1, column 31",
-        r"malformed GraphML \(XML\): mismatched tag \(read for topology.path of .*g.yaml\)",
+        r"malformed GraphML \(XML\): mismatched tag; fix the XML there .*"
+        r"\(read for topology.path of .*g.yaml\)",
     ),
     "graphml_without_coordinates": Case(
         {
@@ -147,7 +148,7 @@ CASES = {
         },
         "nocoords.graphml",
         "node 'a'",
-        r"needs numeric Latitude and Longitude",
+        r"no node has Latitude and Longitude \(degrees\).*add both attributes to every node",
     ),
     "graphml_zero_link_speed": Case(
         {
@@ -164,7 +165,7 @@ CASES = {
         },
         "slow.graphml",
         "link a--b",
-        r"LinkSpeedRaw must be a positive number",
+        r"LinkSpeedRaw must be a positive speed \(got 0.0\); give LinkSpeedRaw in bit/s",
     ),
     "extends_loop": Case(
         {
