@@ -115,7 +115,31 @@ class PoissonArrivals(StrictModel):
     surges: list[Surge] = Field(default_factory=list)
 
 
-Arrivals = Annotated[Union[PeriodicArrivals, PoissonArrivals], Field(discriminator="process")]
+class TraceArrivals(StrictModel):
+    """Recorded tasks replayed from a CSV trace (``envs/trace.py`` gives the format).
+
+    The entry replays the rows of this class whose ``factory`` column is ``trace_factory``
+    (default: this factory's name), with their recorded sizes and compute demand. ``path`` is
+    relative to the scenario file (or to ``envs/data`` for a bare file name).
+    """
+
+    process: Literal["trace"]
+    path: str
+    trace_factory: str | None = Field(
+        None, description="factory name in the trace whose rows this entry replays"
+    )
+    time_scale: Annotated[float, Field(gt=0, le=1e6)] = Field(
+        1.0, description="simulated s per trace s (2 = half the rate)"
+    )
+    loop: bool = Field(False, description="repeat the trace every period_s")
+    period_s: Annotated[float, Field(gt=0, le=1e9)] | None = Field(
+        None, description="trace time between loops (s); default: last row + mean gap"
+    )
+
+
+Arrivals = Annotated[
+    Union[PeriodicArrivals, PoissonArrivals, TraceArrivals], Field(discriminator="process")
+]
 
 
 # --------------------------------------------------------------------------- task classes

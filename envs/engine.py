@@ -32,6 +32,7 @@ import numpy as np
 from millinet.envs.features import EMPTY_TELEMETRY_ROW
 from millinet.envs.network import CandidateSet
 from millinet.envs.scenario import Scenario
+from millinet.envs.workload import WorkloadEndedError
 
 # Outcome status of a finished task.
 ON_TIME, LATE, DROPPED = 0, 1, 2
@@ -161,8 +162,16 @@ class Engine:
 
     # ----------------------------------------------------------------------- decisions
     def next_arrival(self) -> Arrival:
-        """Advance the simulation to the next task arrival and return it (not yet placed)."""
+        """Advance the simulation to the next task arrival and return it (not yet placed).
+
+        Raises :class:`~millinet.envs.workload.WorkloadEndedError` when the workload has no more
+        tasks (only a scenario whose every source is a trace without ``loop`` ends)."""
         while self._ptr >= len(self._batch[0]):
+            if self._workload.exhausted:
+                raise WorkloadEndedError(
+                    f"{self.scenario.name}: no more tasks at t = {self.now:.6f} s: every "
+                    "arrival source is a trace that has ended (set loop: true to repeat it)"
+                )
             self._load_batch()
         times, cls, fac, up, down, work = self._batch
         i = self._ptr

@@ -35,6 +35,7 @@ from millinet.envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 from millinet.envs.seeds import ENV_ENGINE_SEEDS
 from millinet.envs.simulation import nearest_slot
 from millinet.envs.validation import StrictModel, validate
+from millinet.envs.workload import WorkloadEndedError
 
 _ClassName = Literal["robot_sync", "agv_dispatch", "vision_qa"]  # = CLASS_NAMES
 
@@ -147,11 +148,14 @@ class PlacementEnv(gym.Env):
         accepted = self.engine.dispatch(arrival, int(action))
         self._decisions += 1
         truncated = self._decisions >= self.horizon
+        if not truncated:
+            try:
+                self._arrival = self._next_decision()
+            except WorkloadEndedError:  # a trace without loop has no more tasks
+                truncated = True
         if truncated:
             self.engine.drain()
             self._arrival = None  # stepping again needs reset(): never dispatch a task twice
-        else:
-            self._arrival = self._next_decision()
         violation, latency = self._harvest()
         reward = violation + latency
         # Kept small on purpose: SB3's DummyVecEnv deep-copies every info dict on every step.

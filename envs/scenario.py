@@ -8,6 +8,7 @@ file, the field and the reason; nothing is built half-way.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from millinet.envs.errors import FieldError, ScenarioError, warn
 from millinet.envs.graphml import load_graphml
 from millinet.envs.network import CompiledNetwork
 from millinet.envs.topology import Topology
+from millinet.envs.trace import check_trace
 from millinet.envs.validation import read_yaml, validate
 from millinet.envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
 
@@ -124,7 +126,11 @@ class Scenario:
     topology: Topology
     network: CompiledNetwork
     classes: list[schema.TaskClassConfig]  # in CLASS_NAMES order
-    sources: list[tuple[int, int, schema.PeriodicArrivals | schema.PoissonArrivals, float]]
+    sources: list[
+        tuple[
+            int, int, schema.PeriodicArrivals | schema.PoissonArrivals | schema.TraceArrivals, float
+        ]
+    ]
     factory_names: list[str]
     scheduled_faults: list[tuple[float, str, int, bool]]  # (time s, "link"|"node", index, up)
 
@@ -137,14 +143,28 @@ class Scenario:
         return WorkloadGenerator(self.sources, self.classes, seed)
 
 
+def _data_path(text: str, base: Path) -> Path:
+    """A file named in a scenario: absolute, else relative to the scenario's folder ``base``,
+    else in ``envs/data``."""
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    return base / path if (base / path).exists() else DATA_DIR / path
+
+
+def _read_for(exc: ScenarioError, source: str, field: str) -> ScenarioError:
+    """An error inside a file that the scenario names (a network, a trace) names that file and
+    the scenario field that read it; an error of the scenario itself stays as it is."""
+    if exc.source == source:
+        return exc
+    return ScenarioError(exc.source, exc.field, f"{exc.reason} (read for {field} of {source})")
+
+
 def _build_topology(cfg: schema.ScenarioConfig, source: str, base: Path) -> Topology:
     spec = cfg.topology
     try:
         if isinstance(spec, schema.GraphMLTopology):
-            path = Path(spec.path)
-            if not path.is_absolute():
-                path = base / path if (base / path).exists() else DATA_DIR / path
-            return load_graphml(path, spec, cfg.sites, source)
+            return load_graphml(_data_path(spec.path, base), spec, cfg.sites, source)
         builder = {
             "explicit": generators.explicit,
             "sunflower": generators.sunflower,
@@ -154,12 +174,7 @@ def _build_topology(cfg: schema.ScenarioConfig, source: str, base: Path) -> Topo
         }[spec.generator]
         return builder(spec, cfg.sites)
     except ScenarioError as exc:
-        if exc.source == source:
-            raise
-        # A problem inside the GraphML file: name that file, and the scenario that read it.
-        raise ScenarioError(
-            exc.source, exc.field, f"{exc.reason} (read for topology.path of {source})"
-        ) from None
+        raise _read_for(exc, source, "topology.path") from None
     except FieldError as exc:
         raise ScenarioError(source, exc.field, exc.reason) from None
     except ValueError as exc:
@@ -307,6 +322,56 @@ def _classes(cfg: schema.ScenarioConfig) -> list[schema.TaskClassConfig]:
     return out
 
 
+def _resolve_traces(
+    sources: list[tuple[int, int, Any, float]],
+    cfg: schema.ScenarioConfig,
+    source: str,
+    base: Path,
+) -> list[tuple[int, int, Any, float]]:
+    """Trace entries with an absolute ``path``, their ``trace_factory`` and loop period filled
+    in; every trace file is checked once, in full (``envs/trace.py``), before anything runs."""
+    out, by_file = [], defaultdict(list)
+    for f, c, spec, scale in sources:
+        if isinstance(spec, schema.TraceArrivals):
+            field = f"factories[{f}].workload.{schema.CLASS_NAMES[c]}"
+            path = _data_path(spec.path, base)
+            if not path.is_file():
+                raise ScenarioError(source, f"{field}.path", f"trace file {spec.path!r} not found")
+            spec = spec.model_copy(
+                update={
+                    "path": str(path),
+                    "trace_factory": spec.trace_factory or cfg.factories[f].name,
+                }
+            )
+            by_file[path].append((field, c, spec))
+        out.append((f, c, spec, scale))
+    periods = {}
+    for path, entries in by_file.items():
+        replayed = {(spec.trace_factory, schema.CLASS_NAMES[c]) for _, c, spec in entries}
+        try:
+            summary = check_trace(path, replayed)
+        except ScenarioError as exc:
+            raise _read_for(exc, source, f"{entries[0][0]}.path") from None
+        for field, _, spec in entries:
+            if not spec.loop:
+                continue
+            period = spec.period_s or summary.period_s()
+            if period < summary.last_s or period <= 0:
+                raise ScenarioError(
+                    source,
+                    f"{field}.period_s",
+                    f"the loop period must be > 0 and cover the trace, whose last row is at "
+                    f"{summary.last_s:g} s (got {period:g})",
+                )
+            periods[id(spec)] = period
+    return [
+        (f, c, spec.model_copy(update={"period_s": periods[id(spec)]}), scale)
+        if id(spec) in periods
+        else (f, c, spec, scale)
+        for f, c, spec, scale in out
+    ]
+
+
 def build_scenario(
     cfg: schema.ScenarioConfig, source: str = "<scenario>", base: Path = DATA_DIR
 ) -> Scenario:
@@ -346,6 +411,7 @@ def build_scenario(
                     f"compute site with a {resource.upper()} pool",
                 )
             sources.append((f, c, profile[name], fac.scale * cfg.load_scale))
+    sources = _resolve_traces(sources, cfg, source, base)
     return Scenario(
         cfg,
         source,
