@@ -512,3 +512,18 @@ class Engine:
             for p, (s, r) in enumerate(zip(self.net.pool_site, self.net.pool_resource))
         }
         return {"links": links, "pools": pools}
+
+    def queue_state(self) -> dict[str, np.ndarray]:
+        """The network's load now, for pictures and diagnostics (not the observation).
+
+        ``link_busy_s`` (n_queues,): transmit time served per link direction since reset (s);
+        ``link_backlog_s`` (n_queues,): time until the direction's transmitter frees (s);
+        ``pool_busy_s`` (n_pools,): service time served since reset (s);
+        ``pool_wait_s`` (n_pools,): time until the pool's earliest server frees (s)."""
+        now = self.now
+        return {
+            "link_busy_s": np.array(self._q_busy_s),
+            "link_backlog_s": np.maximum(np.array(self._q_free) - now, 0.0),
+            "pool_busy_s": np.array(self._pool_busy_s),
+            "pool_wait_s": np.array([max(free[0] - now, 0.0) for free in self._pool_free]),
+        }

@@ -96,7 +96,7 @@ class PlacementEnv(gym.Env):
     a bad value raises :class:`~millinet.envs.errors.ConfigError` (a ``ValueError``) naming it.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -107,10 +107,11 @@ class PlacementEnv(gym.Env):
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.config = validate(EnvConfig, config, "PlacementEnv", what="keyword mapping")
-        if render_mode not in (None, "ansi"):
-            # TypeError, not ValueError: SB3's make_vec_env asks for "rgb_array" and retries
-            # without a render mode only on TypeError.
-            raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            # TypeError, not ValueError, as Gymnasium envs do for an unknown keyword. SB3's
+            # make_vec_env asks for "rgb_array" by default, so "rgb_array" must not need
+            # matplotlib here: the renderer (the 'render' extra) is made at the first render().
+            raise TypeError(f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}")
         if background_policy == "nearest":
             background_policy = nearest_slot
         elif not callable(background_policy):
@@ -131,6 +132,8 @@ class PlacementEnv(gym.Env):
         self.engine = Engine(self.scenario, seed=0)
         self._arrival: Arrival | None = None
         self._obs: np.ndarray | None = None
+        self._last_decision: tuple[Arrival, int] | None = None  # drawn by render()
+        self._renderer = None  # millinet.envs.render.CityRenderer, made at the first frame
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -138,6 +141,7 @@ class PlacementEnv(gym.Env):
         self.engine.reset(int(self.np_random.integers(ENV_ENGINE_SEEDS)))
         self._decisions = 0
         self._harvested = 0
+        self._last_decision = None
         self._arrival = self._next_decision()
         return self._obs, {"sim_time_s": self.engine.now}
 
@@ -146,6 +150,7 @@ class PlacementEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         arrival = self._arrival
         accepted = self.engine.dispatch(arrival, int(action))
+        self._last_decision = (arrival, int(action))
         self._decisions += 1
         truncated = self._decisions >= self.horizon
         if not truncated:
@@ -175,10 +180,27 @@ class PlacementEnv(gym.Env):
             return np.ones(self.K, dtype=bool)
         return self.engine.mask(self._arrival).copy()
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return render_text(self)
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a text view. ``"rgb_array"``: the city map (``envs/render.py``) as uint8
+        (720, 960, 3): link utilisation, site queues, the pending task's candidates, the last
+        decision, the clock and the violations so far."""
+        if self.render_mode == "ansi":
+            return render_text(self)
+        if self.render_mode == "rgb_array":
+            if self._renderer is None:
+                from millinet.envs.render import CityRenderer
+
+                self._renderer = CityRenderer(self.scenario)
+            return self._renderer.frame(
+                self.engine, self._arrival, self._last_decision, self._decisions
+            )
+        return None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
 
     # ------------------------------------------------------------------ internals
     def _next_decision(self) -> Arrival:

@@ -19,7 +19,7 @@ from millinet.experiments.errors import UserError
 
 COMMANDS = (
     "scenarios", "simulate", "evaluate", "train", "analyze", "sweep", "export", "serve",
-    "bench", "demo",
+    "bench", "demo", "render",
 )  # fmt: skip
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
