@@ -435,7 +435,11 @@ class ScenarioConfig(StrictModel):
     name: str
     description: str = ""
     duration_s: PositiveFloat = Field(1.0, description="default simulated time (s)")
-    seed: int = 0
+    seed: int = Field(
+        0,
+        description="default workload seed of `millinet simulate` and `millinet render` "
+        "(their --seed overrides it); evaluation, training and the env use their own seeds",
+    )
     topology: Topology
     sites: SiteTiers = Field(default_factory=SiteTiers)
     network: NetworkConfig = Field(default_factory=NetworkConfig)

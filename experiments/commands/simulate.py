@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from millinet.agents.specs import POLICY_HELP, chooser_for
+from millinet.envs import jsonio
 from millinet.envs.metrics import format_table
 from millinet.envs.scenario import DEFAULT_SCENARIO, load_scenario
 from millinet.envs.simulation import simulate
@@ -48,7 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="simulated time of arrivals, e.g. 2s or 500ms (default: scenario's)",
     )
-    p.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="workload seed (default: the scenario's `seed`, 0 unless the file sets it)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON to FILE")
     p.set_defaults(func=run)
 
@@ -71,7 +76,7 @@ def _write_json_atomic(path: str, data: dict) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=2)
+            fh.write(jsonio.dumps(data, indent=2) + "\n")
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -82,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         _check_output(args.json)
     scenario = load_scenario(args.scenario)
+    if args.seed is None:
+        args.seed = scenario.config.seed
     choose = chooser_for(args.policy, scenario, seed=args.seed)
     duration = args.duration or scenario.config.duration_s
     bar = tqdm(

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from millinet.envs import jsonio
 from millinet.envs.config import CLASS_NAMES
 from millinet.envs.engine import DROPPED
 from millinet.envs.metrics import ONE_MS_US, PERCENTILES, class_metrics
@@ -381,7 +382,7 @@ def write_outputs(
             f"{e.row['policy']}@{e.row['seed']}": round(e.cpu_s, 2) for e in ev.episodes
         },
     }
-    paths[3].write_text(json.dumps(meta, indent=2) + "\n")
+    paths[3].write_text(jsonio.dumps(meta, indent=2) + "\n")
     if plots:
         from millinet.experiments.evaluation.plots import plot_latency_cdfs, plot_violation_rates
 
