@@ -101,7 +101,10 @@ class CityRenderer:
         self._links.set_array(np.zeros(len(segs)))
         ax.add_collection(self._links)
         cbar = self.figure.colorbar(self._links, cax=self._cax, extend="min")
-        cbar.set_label("link utilisation since the last frame", fontsize=8)
+        cbar.set_label(
+            "link utilisation since the last frame\n(the first frame: since the start)",
+            fontsize=7.5,
+        )
         cbar.ax.tick_params(labelsize=7)
         self._candidates = LineCollection([], linewidths=1.6, linestyles="--", zorder=3)
         self._chosen = LineCollection([], linewidths=4.0, zorder=4, alpha=0.85)
