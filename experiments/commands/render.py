@@ -9,13 +9,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from millinet.agents.specs import POLICY_HELP, chooser_for
+from millinet.agents.specs import chooser_for
 from millinet.envs.engine import Engine
 from millinet.envs.errors import require_extra
 from millinet.envs.render import CityRenderer, save_png
-from millinet.envs.scenario import DEFAULT_SCENARIO, load_scenario
+from millinet.envs.scenario import load_scenario
 from millinet.envs.workload import WorkloadEndedError
-from millinet.experiments.commands.simulate import parse_duration
+from millinet.experiments.commands.simulate import add_run_arguments, parse_duration, seed_of
 from millinet.experiments.errors import UserError
 
 FORMATS = {".png": "render", ".mp4": "video"}  # suffix -> the extra it needs
@@ -32,15 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--frame-ms of simulated time up to --duration.",
     )
     p.add_argument("--out", required=True, metavar="FILE", help="city.png or episode.mp4")
-    p.add_argument(
-        "--scenario",
-        default=DEFAULT_SCENARIO,
-        help=f"shipped name or YAML path (default {DEFAULT_SCENARIO})",
-    )
-    p.add_argument("--policy", default="nearest", help=POLICY_HELP)
-    p.add_argument(
-        "--seed", type=int, default=None, help="workload seed (default: the scenario's seed)"
-    )
+    add_run_arguments(p)
     p.add_argument(
         "--at", type=parse_duration, default=0.02, help="PNG: simulated time (default 20ms)"
     )
@@ -76,7 +68,7 @@ def _check(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     out = _check(args)
     scenario = load_scenario(args.scenario)
-    seed = scenario.config.seed if args.seed is None else args.seed
+    seed = seed_of(args, scenario)
     choose = chooser_for(args.policy, scenario, seed=seed)
     engine = Engine(scenario, seed)
     renderer = CityRenderer(scenario)
