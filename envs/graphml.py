@@ -278,6 +278,7 @@ def _resolve_missing(
     missing = [nid for nid in g.nodes if nid not in coords]
     if not missing:
         return
+    und = g.to_undirected(as_view=True) if g.is_directed() else g  # neighbours both ways
     if len(missing) == g.number_of_nodes():
         raise ScenarioError(
             str(path),
@@ -290,7 +291,7 @@ def _resolve_missing(
             {
                 tuple(sorted((names[u], names[v])))
                 for nid in missing
-                for u, v in g.edges(nid)
+                for u, v in und.edges(nid)
                 if u != v
             }
         )
@@ -308,7 +309,7 @@ def _resolve_missing(
     while todo:
         progress = []
         for nid in todo:
-            known = [coords[m] for m in g.neighbors(nid) if m in coords and m != nid]
+            known = [coords[m] for m in und.neighbors(nid) if m in coords and m != nid]
             if known:
                 progress.append(
                     (

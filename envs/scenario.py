@@ -126,11 +126,7 @@ class Scenario:
     topology: Topology
     network: CompiledNetwork
     classes: list[schema.TaskClassConfig]  # in CLASS_NAMES order
-    sources: list[
-        tuple[
-            int, int, schema.PeriodicArrivals | schema.PoissonArrivals | schema.TraceArrivals, float
-        ]
-    ]
+    sources: list[tuple[int, int, schema.Arrivals, float]]  # (factory, class, spec, scale)
     factory_names: list[str]
     scheduled_faults: list[tuple[float, str, int, bool]]  # (time s, "link"|"node", index, up)
 
@@ -323,36 +319,35 @@ def _classes(cfg: schema.ScenarioConfig) -> list[schema.TaskClassConfig]:
 
 
 def _resolve_traces(
-    sources: list[tuple[int, int, Any, float]],
+    sources: list[tuple[int, int, schema.Arrivals, float]],
     cfg: schema.ScenarioConfig,
     source: str,
     base: Path,
-) -> list[tuple[int, int, Any, float]]:
+) -> list[tuple[int, int, schema.Arrivals, float]]:
     """Trace entries with an absolute ``path``, their ``trace_factory`` and loop period filled
     in; every trace file is checked once, in full (``envs/trace.py``), before anything runs."""
-    out, by_file = [], defaultdict(list)
-    for f, c, spec, scale in sources:
+    out = list(sources)
+    by_file: dict[Path, list[tuple[int, str]]] = defaultdict(list)  # file -> (index, field)
+    for i, (f, c, spec, scale) in enumerate(sources):
         if isinstance(spec, schema.TraceArrivals):
             field = f"factories[{f}].workload.{schema.CLASS_NAMES[c]}"
             path = _data_path(spec.path, base)
             if not path.is_file():
                 raise ScenarioError(source, f"{field}.path", f"trace file {spec.path!r} not found")
-            spec = spec.model_copy(
-                update={
-                    "path": str(path),
-                    "trace_factory": spec.trace_factory or cfg.factories[f].name,
-                }
-            )
-            by_file[path].append((field, c, spec))
-        out.append((f, c, spec, scale))
-    periods = {}
+            update = {
+                "path": str(path),
+                "trace_factory": spec.trace_factory or cfg.factories[f].name,
+            }
+            out[i] = (f, c, spec.model_copy(update=update), scale)
+            by_file[path].append((i, field))
     for path, entries in by_file.items():
-        replayed = {(spec.trace_factory, schema.CLASS_NAMES[c]) for _, c, spec in entries}
+        replayed = {(out[i][2].trace_factory, schema.CLASS_NAMES[out[i][1]]) for i, _ in entries}
         try:
             summary = check_trace(path, replayed)
         except ScenarioError as exc:
-            raise _read_for(exc, source, f"{entries[0][0]}.path") from None
-        for field, _, spec in entries:
+            raise _read_for(exc, source, f"{entries[0][1]}.path") from None
+        for i, field in entries:
+            f, c, spec, scale = out[i]
             if not spec.loop:
                 continue
             period = spec.period_s or summary.period_s()
@@ -363,13 +358,8 @@ def _resolve_traces(
                     f"the loop period must be > 0 and cover the trace, whose last row is at "
                     f"{summary.last_s:g} s (got {period:g})",
                 )
-            periods[id(spec)] = period
-    return [
-        (f, c, spec.model_copy(update={"period_s": periods[id(spec)]}), scale)
-        if id(spec) in periods
-        else (f, c, spec, scale)
-        for f, c, spec, scale in out
-    ]
+            out[i] = (f, c, spec.model_copy(update={"period_s": period}), scale)
+    return out
 
 
 def build_scenario(

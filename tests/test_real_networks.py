@@ -308,3 +308,28 @@ def test_cli_scenarios_new_on_a_malformed_file_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.graphml" in err[0] and "own id" in err[0]
     assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_a_directed_file_gives_one_full_duplex_link_per_pair(tmp_path):
+    """a->b and b->a are the two directions of one link (not parallel links); a peer reached
+    only by an edge *into* it is still dropped with that edge."""
+    path = tmp_path / "d.graphml"
+    path.write_text(
+        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
+        '<key attr.name="Latitude" attr.type="double" for="node" id="la"/>'
+        '<key attr.name="Longitude" attr.type="double" for="node" id="lo"/>'
+        '<key attr.name="LinkSpeedRaw" attr.type="double" for="edge" id="s"/>'
+        '<graph edgedefault="directed">'
+        '<node id="a"><data key="la">48.1</data><data key="lo">11.5</data></node>'
+        '<node id="b"><data key="la">48.2</data><data key="lo">11.6</data></node>'
+        '<node id="p"/>'
+        '<edge source="a" target="b"><data key="s">10e9</data></edge>'
+        '<edge source="b" target="a"><data key="s">40e9</data></edge>'
+        '<edge source="b" target="p"/></graph></graphml>'
+    )
+    net, lines = read(path)
+    assert [(net.names[lk.a], net.names[lk.b], lk.capacity_gbps) for lk in net.links] == [
+        ("a", "b", 40.0)
+    ]
+    assert not any("parallel" in line for line in lines)
+    assert "1 link(s) removed: b--p" in one(lines, "dropped")
