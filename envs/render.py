@@ -4,7 +4,7 @@ A frame shows
 
 * every node at its coordinates (km): network PoPs as grey dots, factories as blue squares,
   compute sites by tier (on-prem: small orange squares, edge: purple triangles, city: large red
-  hexagons), factories and city sites labelled;
+  hexagons), factories and city sites labelled, and the PoPs too in a small network;
 * every link coloured by its utilisation since the previous frame (the busier direction; since
   the start for the first frame), drawn wider for more capacity, with a red halo where a
   transmit queue holds more than :data:`BACKLOG_HALO_US`;
@@ -45,6 +45,8 @@ TIER_STYLE = {  # role: (marker, size pt^2, face colour, legend label)
     "city": ("H", 260, "#c0392b", "city site"),
 }
 FACTORY_STYLE = ("s", 90, "#1f5fa8")
+LABEL_POPS_UP_TO = 20
+"""PoPs are labelled with their names when the network has at most this many."""
 _NETWORK_ROLES = ("access", "aggregation", "core")
 
 
@@ -124,11 +126,18 @@ class CityRenderer:
                     *xy[idx].T, s=size, marker=marker, c=colour, edgecolors="white",
                     linewidths=0.8, zorder=6, label=label,
                 )  # fmt: skip
+        if len(net) <= LABEL_POPS_UP_TO:  # a small (imported) network: name its PoPs
+            for i in net:
+                ax.annotate(
+                    topo.nodes[i].name, xy[i], xytext=(-4, 5), textcoords="offset points",
+                    fontsize=6.5, ha="right", color="#555", zorder=7,
+                )  # fmt: skip
         for i, node in enumerate(topo.nodes):
             if node.role in ("factory", "city"):
                 ax.annotate(
-                    node.name, xy[i], xytext=(6, -10 if node.role == "factory" else 8),
-                    textcoords="offset points", fontsize=7, zorder=7,
+                    node.name, xy[i], xytext=(0, -17) if node.role == "factory" else (-8, 8),
+                    textcoords="offset points", fontsize=7, zorder=7, ha="center"
+                    if node.role == "factory" else "right",
                     color="#1f5fa8" if node.role == "factory" else "#7f1d1d",
                 )  # fmt: skip
         self._pending = ax.scatter(
