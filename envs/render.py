@@ -11,7 +11,7 @@ A frame shows
 * beside each site a bar of its compute queue: the wait until its earliest server frees, full
   height at 1 ms, red past 1 ms;
 * the pending task's candidate paths (dashed orange; grey when masked) and the chosen path
-  (green; red when the choice was rejected);
+  (magenta; black when the choice was masked, i.e. rejected), the pending factory ringed;
 * the clock, the decisions and the violations so far per class.
 
 Drawing needs matplotlib (the ``render`` extra; ``video`` adds the MP4 writers): the base install
@@ -45,6 +45,7 @@ TIER_STYLE = {  # role: (marker, size pt^2, face colour, legend label)
     "city": ("H", 260, "#c0392b", "city site"),
 }
 FACTORY_STYLE = ("s", 90, "#1f5fa8")
+CHOSEN_COLOUR = "#e6007e"
 LABEL_POPS_UP_TO = 20
 """PoPs are labelled with their names when the network has at most this many."""
 _NETWORK_ROLES = ("access", "aggregation", "core")
@@ -141,7 +142,7 @@ class CityRenderer:
                     color="#1f5fa8" if node.role == "factory" else "#7f1d1d",
                 )  # fmt: skip
         self._pending = ax.scatter(
-            [], [], s=420, facecolors="none", edgecolors="#00a676", linewidths=2.2, zorder=7
+            [], [], s=420, facecolors="none", edgecolors=CHOSEN_COLOUR, linewidths=2.2, zorder=7
         )
         handles, labels = ax.get_legend_handles_labels()
         self.figure.legend(
@@ -152,7 +153,7 @@ class CityRenderer:
             f"bar beside a site: compute wait\n(full at {QUEUE_FULL_US:g} us, red past it)\n"
             f"red halo: link queue > {BACKLOG_HALO_US:g} us\n"
             "grey: idle link (< 0.1 %)\ndashed orange: candidate paths\n"
-            "green: the chosen path"
+            "magenta: the chosen path\n(black: a masked choice)"
         )
         self.figure.text(0.725, 0.41, key, fontsize=7.5, va="bottom", color="#333")
         self._sites = [i for i, r in enumerate(roles) if r in TIER_STYLE]
@@ -259,7 +260,7 @@ class CityRenderer:
                 verdict = f"chosen: slot {slot}\n  -> {site}"
             else:
                 verdict = f"chosen: slot {slot}\n  masked: rejected"
-            self._chosen.set_color("#00a676" if ok else "#d62728")
+            self._chosen.set_color(CHOSEN_COLOUR if ok else "black")
         self._chosen.set_segments(segs)
 
         self._count(engine)
