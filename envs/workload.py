@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from millinet.envs.config import (
+    Arrivals,
     ConstantDist,
     ExponentialDist,
     LogNormalDist,
@@ -226,7 +227,7 @@ class WorkloadGenerator:
 
     def __init__(
         self,
-        sources: list[tuple[int, int, PeriodicArrivals | PoissonArrivals | TraceArrivals, float]],
+        sources: list[tuple[int, int, Arrivals, float]],
         classes: list[TaskClassConfig],
         seed: int,
         window_s: float = 0.005,
