@@ -21,7 +21,6 @@ Episode values are averaged over the episodes that ended during the last rollout
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import defaultdict
@@ -34,6 +33,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 
 from millinet.agents.wrappers import find_timed
+from millinet.envs import jsonio
 from millinet.envs.features import CLASS_NAMES
 
 HPARAM_METRICS = (
@@ -161,7 +161,7 @@ class SaveBestExtrasCallback(BaseCallback):
             "mean_reward": float(parent.best_mean_reward),
             "validation": getattr(parent, "last_metrics", {}),
         }
-        (self.best_dir / "best.json").write_text(json.dumps(info, indent=2))
+        (self.best_dir / "best.json").write_text(jsonio.dumps(info, indent=2))
         return True
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from millinet.agents.run_folder import Checkpoint, load_checkpoint
+from millinet.envs import jsonio
 from millinet.envs.errors import MillinetError
 from millinet.envs.features import CLASS_NAMES, SITE_TIERS, observation_size
 from millinet.scheduler import manifest as fmt
@@ -228,7 +229,7 @@ def export_policy(
         "metrics": _jsonable(run.metrics),
     }
     tmp_manifest = out / (fmt.MANIFEST_FILE + ".tmp")
-    tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp_manifest.write_text(jsonio.dumps(manifest, indent=2) + "\n")
     os.replace(tmp_manifest, out / fmt.MANIFEST_FILE)
     return manifest
 

@@ -115,7 +115,31 @@ class PoissonArrivals(StrictModel):
     surges: list[Surge] = Field(default_factory=list)
 
 
-Arrivals = Annotated[Union[PeriodicArrivals, PoissonArrivals], Field(discriminator="process")]
+class TraceArrivals(StrictModel):
+    """Recorded tasks replayed from a CSV trace (``envs/trace.py`` gives the format).
+
+    The entry replays the rows of this class whose ``factory`` column is ``trace_factory``
+    (default: this factory's name), with their recorded sizes and compute demand. ``path`` is
+    relative to the scenario file (or to ``envs/data`` for a bare file name).
+    """
+
+    process: Literal["trace"]
+    path: str
+    trace_factory: str | None = Field(
+        None, description="factory name in the trace whose rows this entry replays"
+    )
+    time_scale: Annotated[float, Field(gt=0, le=1e6)] = Field(
+        1.0, description="simulated s per trace s (2 = half the rate)"
+    )
+    loop: bool = Field(False, description="repeat the trace every period_s")
+    period_s: Annotated[float, Field(gt=0, le=1e9)] | None = Field(
+        None, description="trace time between loops (s); default: last row + mean gap"
+    )
+
+
+Arrivals = Annotated[
+    Union[PeriodicArrivals, PoissonArrivals, TraceArrivals], Field(discriminator="process")
+]
 
 
 # --------------------------------------------------------------------------- task classes
@@ -266,20 +290,33 @@ class RandomGeometricTopology(StrictModel):
 
 
 class GraphMLTopology(StrictModel):
-    """An Internet Topology Zoo GraphML file (nodes carry ``Latitude``/``Longitude``).
+    """A network in the Internet Topology Zoo convention, as GraphML or GML (by suffix, ``.gml``).
 
-    ``path`` is relative to the scenario file (or to ``envs/data`` for a bare file name).
-    Node labels listed in ``edge_sites``/``city_sites`` become compute sites attached to that
-    PoP; every other node is an aggregation node that factories may attach to.
-    ``route_factor`` converts great-circle distance to fiber length (ducts are not straight).
+    Nodes carry ``label`` and ``Latitude``/``Longitude`` in degrees; links may carry
+    ``LinkSpeedRaw`` (bit/s) or ``LinkSpeed`` with ``LinkSpeedUnits``. ``path`` is relative to
+    the scenario file (or to ``envs/data`` for a bare file name). Node names are the labels;
+    a label that several nodes share, or a missing one, becomes ``<label>#<id>`` or
+    ``node-<id>`` (the file's node id). Node names listed in ``edge_sites``/``city_sites``
+    become compute sites attached to that PoP; every other node is an aggregation node that
+    factories may attach to. ``route_factor`` converts great-circle distance to fiber length
+    (ducts are not straight). How each quirk of published files is handled:
+    ``envs/graphml.py`` and ``docs/real-networks.md``.
     """
 
     generator: Literal["graphml"]
     path: str
     edge_sites: list[str] = Field(default_factory=list)
     city_sites: list[str] = Field(default_factory=list)
-    route_factor: Annotated[float, Field(ge=1.0)] = 1.0
+    route_factor: Annotated[float, Field(ge=1.0, le=10.0)] = 1.0
     link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
+    missing_coordinates: Literal["drop", "place_from_neighbours"] = Field(
+        "drop",
+        description="nodes without Latitude/Longitude (external peers): drop them with their "
+        "links, or place each at the mean position of its neighbours that have coordinates",
+    )
+    min_link_km: Annotated[float, Field(gt=0, le=10.0)] = Field(
+        0.1, description="shortest fiber of a link (km); co-located PoPs (length 0) get this"
+    )
 
 
 Topology = Annotated[
@@ -458,7 +495,11 @@ class ScenarioConfig(StrictModel):
     name: str
     description: str = ""
     duration_s: PositiveFloat = Field(1.0, description="default simulated time (s)")
-    seed: int = 0
+    seed: int = Field(
+        0,
+        description="default workload seed of `millinet simulate` and `millinet render` "
+        "(their --seed overrides it); evaluation, training and the env use their own seeds",
+    )
     topology: Topology
     sites: SiteTiers = Field(default_factory=SiteTiers)
     network: NetworkConfig = Field(default_factory=NetworkConfig)

@@ -38,6 +38,7 @@ from millinet.envs.features import EMPTY_TELEMETRY_ROW
 from millinet.envs.network import CandidateSet
 from millinet.envs.scenario import Scenario
 from millinet.envs.telemetry import ReportedView
+from millinet.envs.workload import WorkloadEndedError
 
 # Outcome status of a finished task.
 ON_TIME, LATE, DROPPED = 0, 1, 2
@@ -200,8 +201,16 @@ class Engine:
 
     # ----------------------------------------------------------------------- decisions
     def next_arrival(self) -> Arrival:
-        """Advance the simulation to the next task arrival and return it (not yet placed)."""
+        """Advance the simulation to the next task arrival and return it (not yet placed).
+
+        Raises :class:`~millinet.envs.workload.WorkloadEndedError` when the workload has no more
+        tasks (only a scenario whose every source is a trace without ``loop`` ends)."""
         while self._ptr >= len(self._batch[0]):
+            if self._workload.exhausted:
+                raise WorkloadEndedError(
+                    f"{self.scenario.name}: no more tasks at t = {self.now:.6f} s: every "
+                    "arrival source is a trace that has ended (set loop: true to repeat it)"
+                )
             self._load_batch()
         times, cls, fac, up, down, work = self._batch
         i = self._ptr
@@ -659,3 +668,18 @@ class Engine:
             for p, (s, r) in enumerate(zip(self.net.pool_site, self.net.pool_resource))
         }
         return {"links": links, "pools": pools}
+
+    def queue_state(self) -> dict[str, np.ndarray]:
+        """The network's load now, for pictures and diagnostics (not the observation).
+
+        ``link_busy_s`` (n_queues,): transmit time served per link direction since reset (s);
+        ``link_backlog_s`` (n_queues,): time until the direction's queue drains (s);
+        ``pool_busy_s`` (n_pools,): service time served since reset (s);
+        ``pool_wait_s`` (n_pools,): time until the pool's earliest server frees (s)."""
+        now = self.now
+        return {
+            "link_busy_s": np.array(self._q_busy_s),
+            "link_backlog_s": np.maximum(np.array(self._q_drain) - now, 0.0),
+            "pool_busy_s": np.array(self._pool_busy_s),
+            "pool_wait_s": np.array([max(free[0] - now, 0.0) for free in self._pool_free]),
+        }

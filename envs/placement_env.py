@@ -29,12 +29,18 @@ from pydantic import AfterValidator, Field, field_validator
 
 from millinet.envs.config import CLASS_NAMES, ScenarioConfig
 from millinet.envs.engine import DROPPED, Arrival, Engine
-from millinet.envs.features import FEATURE_CLIP, featurize_rows, observation_size
+from millinet.envs.features import (
+    FEATURE_CLIP,
+    TELEMETRY_FIELDS,
+    featurize_rows,
+    observation_size,
+)
 from millinet.envs.metrics import summarize
 from millinet.envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 from millinet.envs.seeds import ENV_ENGINE_SEEDS
 from millinet.envs.simulation import nearest_slot
 from millinet.envs.validation import StrictModel, validate
+from millinet.envs.workload import WorkloadEndedError
 
 _ClassName = Literal["robot_sync", "agv_dispatch", "vision_qa"]  # = CLASS_NAMES
 
@@ -95,7 +101,7 @@ class PlacementEnv(gym.Env):
     a bad value raises :class:`~millinet.envs.errors.ConfigError` (a ``ValueError``) naming it.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -106,10 +112,11 @@ class PlacementEnv(gym.Env):
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.config = validate(EnvConfig, config, "PlacementEnv", what="keyword mapping")
-        if render_mode not in (None, "ansi"):
-            # TypeError, not ValueError: SB3's make_vec_env asks for "rgb_array" and retries
-            # without a render mode only on TypeError.
-            raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            # TypeError, not ValueError, as Gymnasium envs do for an unknown keyword. SB3's
+            # make_vec_env asks for "rgb_array" by default, so "rgb_array" must not need
+            # matplotlib here: the renderer (the 'render' extra) is made at the first render().
+            raise TypeError(f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}")
         if background_policy == "nearest":
             background_policy = nearest_slot
         elif not callable(background_policy):
@@ -130,6 +137,8 @@ class PlacementEnv(gym.Env):
         self.engine = Engine(self.scenario, seed=0)
         self._arrival: Arrival | None = None
         self._obs: np.ndarray | None = None
+        self._last_decision: tuple[Arrival, int] | None = None  # drawn by render()
+        self._renderer = None  # millinet.envs.render.CityRenderer, made at the first frame
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -137,6 +146,7 @@ class PlacementEnv(gym.Env):
         self.engine.reset(int(self.np_random.integers(ENV_ENGINE_SEEDS)))
         self._decisions = 0
         self._harvested = 0
+        self._last_decision = None
         self._arrival = self._next_decision()
         return self._obs, {"sim_time_s": self.engine.now}
 
@@ -145,13 +155,17 @@ class PlacementEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         arrival = self._arrival
         accepted = self.engine.dispatch(arrival, int(action))
+        self._last_decision = (arrival, int(action))
         self._decisions += 1
         truncated = self._decisions >= self.horizon
+        if not truncated:
+            try:
+                self._arrival = self._next_decision()
+            except WorkloadEndedError:  # a trace without loop has no more tasks
+                truncated = True
         if truncated:
             self.engine.drain()
             self._arrival = None  # stepping again needs reset(): never dispatch a task twice
-        else:
-            self._arrival = self._next_decision()
         violation, latency = self._harvest()
         reward = violation + latency
         # Kept small on purpose: SB3's DummyVecEnv deep-copies every info dict on every step.
@@ -171,10 +185,27 @@ class PlacementEnv(gym.Env):
             return np.ones(self.K, dtype=bool)
         return self.engine.mask(self._arrival).copy()
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return render_text(self)
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a text view. ``"rgb_array"``: the city map (``envs/render.py``) as uint8
+        (720, 960, 3): link utilisation, site queues, the pending task's candidates, the last
+        decision, the clock and the violations so far."""
+        if self.render_mode == "ansi":
+            return render_text(self)
+        if self.render_mode == "rgb_array":
+            if self._renderer is None:
+                from millinet.envs.render import CityRenderer
+
+                self._renderer = CityRenderer(self.scenario)
+            return self._renderer.frame(
+                self.engine, self._arrival, self._last_decision, self._decisions
+            )
+        return None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
 
     # ------------------------------------------------------------------ internals
     def _next_decision(self) -> Arrival:
@@ -223,9 +254,13 @@ def render_text(env: PlacementEnv) -> str:
         for k, cand in enumerate(engine.candidates(arrival).slots):
             if cand is None:
                 continue
-            ok = "ok " if tel[k, 0] else "-- "
+            row = dict(zip(TELEMETRY_FIELDS, tel[k].tolist()))
+            ok = "ok " if row["valid"] else "-- "
             lines.append(
-                f"  [{k}] {ok}{nodes[cand.site].name:<22} rtt {tel[k, 1]:7.1f}us  "
-                f"link backlog {tel[k, 3]:8.1f}us  compute wait {tel[k, 5]:8.1f}us"
+                f"  [{k}] {ok}{nodes[cand.site].name:<22} rtt {row['base_rtt_us']:7.1f}us  "
+                f"link backlog {row['up_backlog_us'] + row['down_backlog_us']:8.1f}us  "
+                f"busy {row['busy_servers']:.0f}/{row['servers']:.0f} "
+                f"queued {row['queued_tasks']:.0f}  report age {row['report_age_us']:7.1f}us  "
+                f"own {row['own_dispatches']:.0f}"
             )
     return "\n".join(lines)

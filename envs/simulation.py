@@ -18,6 +18,7 @@ from millinet.envs.features import FEATURE_CLIP
 from millinet.envs.metrics import summarize
 from millinet.envs.network import CandidateSet
 from millinet.envs.scenario import Scenario
+from millinet.envs.workload import WorkloadEndedError
 
 Chooser = Callable[[Engine, Arrival], int]
 
@@ -93,7 +94,10 @@ def simulate(
     start = time.perf_counter()
     next_report = 0.0
     while True:
-        arrival = engine.next_arrival()
+        try:
+            arrival = engine.next_arrival()
+        except WorkloadEndedError:  # a trace without loop ended before duration_s
+            break
         if arrival.time_s >= duration_s:
             break
         engine.dispatch(arrival, choose(engine, arrival))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -36,8 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from millinet.envs import jsonio
 from millinet.envs.config import CLASS_NAMES
 from millinet.envs.engine import DROPPED
+from millinet.envs.errors import MillinetWarning
 from millinet.envs.metrics import ONE_MS_US, PERCENTILES, class_metrics
 from millinet.envs.scenario import Scenario, load_scenario
 from millinet.envs.seeds import eval_seeds
@@ -138,6 +141,12 @@ def latency_cdfs(records: np.ndarray, warmup_s: float = 0.0) -> list[np.ndarray 
 
 
 _SCENARIOS: dict[str, Scenario] = {}
+
+
+def _quiet_worker() -> None:
+    """A worker rebuilds the scenario that the parent has built: the parent showed its
+    warnings (an imported network's repairs) already."""
+    warnings.simplefilter("ignore", MillinetWarning)
 
 
 def _scenario(spec: str | dict) -> Scenario:
@@ -283,7 +292,9 @@ def evaluate(
             if on_done:
                 on_done(res)
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=get_context("spawn"), initializer=_quiet_worker
+        ) as pool:
             futures = {pool.submit(run_episode, job): job for job in jobs}
             try:
                 for fut in as_completed(futures):
@@ -381,7 +392,7 @@ def write_outputs(
             f"{e.row['policy']}@{e.row['seed']}": round(e.cpu_s, 2) for e in ev.episodes
         },
     }
-    paths[3].write_text(json.dumps(meta, indent=2) + "\n")
+    paths[3].write_text(jsonio.dumps(meta, indent=2) + "\n")
     if plots:
         from millinet.experiments.evaluation.plots import plot_latency_cdfs, plot_violation_rates
 
