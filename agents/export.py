@@ -31,6 +31,7 @@ from millinet.agents.run_folder import Checkpoint, load_checkpoint
 from millinet.envs import jsonio
 from millinet.envs.errors import MillinetError
 from millinet.envs.features import CLASS_NAMES, SITE_TIERS, observation_size
+from millinet.envs.scenario import load_scenario
 from millinet.scheduler import manifest as fmt
 
 DEFAULT_OPSET = 17
@@ -226,6 +227,8 @@ def export_policy(
             "versions": _versions(),
         },
         "training_config": _jsonable(run.config.model_dump()),
+        # what the policy's observations meant in training (README, Telemetry)
+        "telemetry": _jsonable(load_scenario(run.config.scenario).config.telemetry.model_dump()),
         "metrics": _jsonable(run.metrics),
     }
     tmp_manifest = out / (fmt.MANIFEST_FILE + ".tmp")

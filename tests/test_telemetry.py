@@ -342,3 +342,21 @@ def test_pool_measurements_obey_littles_law_and_utilisation():
     little = rate * rec["compute_wait_s"].mean()
     assert np.mean(queued) == pytest.approx(little, rel=0.05)
     assert little > 1.0  # a real queue (Erlang C: L_q = 2.39 at rho = 0.8, c = 4)
+
+
+def test_the_oracle_view_of_a_reported_engine_is_the_oracle_engines_view():
+    """``telemetry(arrival, oracle=True)`` (a privileged teacher's view) under reported
+    telemetry equals the telemetry of an oracle-mode engine driven by the same decisions."""
+    reported = Engine(load_scenario(variant({"mode": "reported"}, 1.5)), 2)
+    oracle = Engine(load_scenario(variant({"mode": "oracle"}, 1.5)), 2)
+    choose = chooser_for("earliest-finish", reported.scenario)
+    differs = 0
+    for _ in range(1_500):
+        a, b = reported.next_arrival(), oracle.next_arrival()
+        privileged = reported.telemetry(a, oracle=True)
+        np.testing.assert_array_equal(privileged, oracle.telemetry(b))
+        differs += not np.array_equal(privileged, reported.telemetry(a))
+        slot = choose(reported, a)
+        reported.dispatch(a, slot)
+        oracle.dispatch(b, slot)
+    assert differs > 500  # the reported view is not the oracle's
