@@ -93,6 +93,15 @@ class PretrainConfig(StrictModel):
         None, description="heuristic to imitate before PPO (e.g. earliest-finish); null = none"
     )
     steps: PositiveInt = Field(100_000, description="teacher decisions collected")
+    privileged: bool = Field(
+        False,
+        description="the teacher reads the oracle view (exact measurements now) while the "
+        "student reads the scenario's reports: imitate what full information would do",
+    )
+    dagger_rounds: Annotated[int, Field(ge=0, le=20)] = Field(
+        0, description="then this many DAgger rounds: the student acts, the teacher labels"
+    )
+    dagger_steps: PositiveInt = Field(50_000, description="decisions per DAgger round")
     epochs: PositiveInt = 5
     batch_size: PositiveInt = 1024
     learning_rate: PositiveFloat = 1e-3

@@ -179,6 +179,16 @@ class PlacementEnv(gym.Env):
             info["violation_rate_1ms"] = metrics["violation_rate_1ms"]
         return self._obs, float(reward), False, truncated, info
 
+    def oracle_observation(self) -> np.ndarray:
+        """The pending task's observation under the oracle view (exact measurements now),
+        whatever the scenario's telemetry: what a privileged teacher reads. Zeros when no task
+        is pending."""
+        if self._arrival is None:
+            return np.zeros(self.observation_space.shape, dtype=np.float32)
+        engine = self.engine
+        rows = engine.telemetry_rows(self._arrival, oracle=True)
+        return featurize_rows(engine.task_row(self._arrival), rows)
+
     def action_masks(self) -> np.ndarray:
         """Feasible actions for the pending task: bool array of shape (K,)."""
         if self._arrival is None:

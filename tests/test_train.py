@@ -279,6 +279,41 @@ def test_warm_start_imitates_teacher_and_time_limit_stops(tmp_path):
     assert "pretrain/accuracy" in tags
 
 
+def test_privileged_teacher_labels_from_the_oracle_view_and_dagger_follows_the_student(tmp_path):
+    """With ``pretrain.privileged`` the labels are the teacher's decisions on the oracle view of
+    each state (not on the reports the student reads); DAgger rounds add the student's states."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from millinet.agents.heuristics import make_heuristic
+    from millinet.agents.pretrain import collect
+    from millinet.envs.placement_env import PlacementEnv
+
+    spec = {"extends": "sunflower-metro", "load_scale": 2.0}  # 1 ms reports: often stale
+    venv = DummyVecEnv([lambda: PlacementEnv(spec, horizon=4096)])
+    venv.seed(3)
+    teacher = make_heuristic("earliest-finish")
+    data = collect(venv, teacher, 600, 0.99, privileged=True)
+    from_reports = [teacher.act(o, m) for o, m in zip(data["raw"], data["masks"])]
+    assert (data["actions"] != np.array(from_reports)).mean() > 0.02  # labels: another view
+    env = PlacementEnv(spec, horizon=4096)  # replayed by hand: the oracle view's decisions
+    env.reset(seed=3)
+    for label in data["actions"]:
+        assert label == teacher.act(env.oracle_observation(), env.action_masks())
+        env.step(label)
+
+    cfg = tiny_config().model_dump()
+    cfg["scenario"] = "sunflower-metro-load2x"
+    cfg["pretrain"] = {"teacher": "deadline-aware", "privileged": True, "steps": 1024,
+                       "dagger_rounds": 2, "dagger_steps": 512, "epochs": 2}  # fmt: skip
+    trainer = Trainer.create(validate_train_config(cfg, "<test>"), runs_dir=tmp_path)
+    try:
+        stats = trainer.train(256, progress=False, evaluate_best=False)["pretrain"]
+    finally:
+        trainer.close()
+    assert stats["privileged"] and stats["samples"] == 1024 + 2 * 512
+    assert len(stats["dagger_student_violation_rate_1ms"]) == 2
+
+
 def test_policy_spec_selects_a_run_checkpoint(run):
     """``RUN@last`` / ``RUN@<steps>`` pick that checkpoint; bad suffixes are one clear line."""
     from millinet.agents.errors import CheckpointError
