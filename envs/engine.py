@@ -531,6 +531,10 @@ class Engine:
         i = bisect_right(self._qh_t[q], t) - 1
         return self._qh_v[q][i] if i >= 0 else 0.0
 
+    def link_drain_now(self, q: int) -> float:
+        """When link direction ``q``'s queue drains, as it stands now (s)."""
+        return self._q_drain[q]
+
     def pool_state(self, p: int, t: float) -> tuple[int, int, float, float]:
         """Pool ``p`` as its site measures it at ``t`` (``now`` or within the look-back):
         (busy servers, queued tasks, declared work of the queued tasks (s), mean declared work
