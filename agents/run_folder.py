@@ -136,8 +136,11 @@ def dump_run_config(cfg: TrainConfig, path: str | Path) -> None:
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
     """The resolved config of a run folder."""
-    path = RunPaths(Path(run_dir)).config
-    if not path.is_file():
+    root = Path(run_dir)
+    if root.exists() and not root.is_dir():
+        raise CheckpointNotFoundError(f"{root}: is a file, not a run folder")
+    path = RunPaths(root).config
+    if not path.exists():
         raise CheckpointNotFoundError(f"{path}: missing (is {run_dir} a millinet run folder?)")
     return validate_train_config(read_yaml(path), str(path))
 

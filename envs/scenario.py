@@ -16,6 +16,7 @@ import networkx as nx
 
 from millinet.envs import config as schema
 from millinet.envs import generators
+from millinet.envs.config import MAX_STREAMS
 from millinet.envs.errors import FieldError, ScenarioError
 from millinet.envs.graphml import load_graphml
 from millinet.envs.network import CompiledNetwork
@@ -24,6 +25,10 @@ from millinet.envs.validation import read_yaml, validate
 from millinet.envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
+MAX_ARRIVAL_RATE = 1e7
+"""Most tasks per second a scenario may generate, all sources at their peak together."""
+MAX_TASKS = 20_000_000
+"""Most tasks one simulation or episode may keep records of (~470 bytes each, ~9 GB)."""
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_SCENARIO = "sunflower-metro"
 
@@ -132,9 +137,69 @@ class Scenario:
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def arrival_rates(self) -> list[float]:
+        """Peak arrival rate per class (tasks/s, ``CLASS_NAMES`` order): every source at its
+        shortest period and highest surge, all at once; an upper bound for resource checks."""
+        rates = [0.0] * len(schema.CLASS_NAMES)
+        for _, c, spec, scale in self.sources:
+            rates[c] += _peak_rate(spec, scale)
+        return rates
+
+    def check_tasks(self, seconds: float, field: str, source: str | None = None) -> None:
+        """Raise :class:`ScenarioError` (naming ``source``, default the scenario's, and
+        ``field``) when ``seconds`` of arrivals at the peak rate exceed :data:`MAX_TASKS`."""
+        rate = sum(self.arrival_rates)
+        tasks = rate * seconds
+        if tasks > MAX_TASKS:
+            raise ScenarioError(
+                source or self.source,
+                field,
+                f"{seconds:g} s of arrivals at up to {rate:,.0f} tasks/s is {tasks:,.3g} tasks; "
+                f"one run keeps at most {MAX_TASKS:,} (~{MAX_TASKS * 470 / 1e9:.0f} GB of records)",
+            )
+
     def workload(self, seed: int) -> WorkloadGenerator:
         """A fresh arrival generator; the same seed gives the same arrivals."""
         return WorkloadGenerator(self.sources, self.classes, seed)
+
+
+def _peak_rate(spec: schema.PeriodicArrivals | schema.PoissonArrivals, scale: float) -> float:
+    """Highest arrival rate (tasks/s) of one source scaled by ``scale``."""
+    if isinstance(spec, schema.PeriodicArrivals):
+        return _streams(spec, scale) * 1e6 / spec.period_min_us
+    surge = 1.0
+    for s in spec.surges:
+        surge *= max(s.factor, 1.0)
+    return spec.rate_per_s * scale * surge
+
+
+def _streams(spec: schema.PeriodicArrivals, scale: float) -> int:
+    """Streams of a periodic source after scaling (as ``WorkloadGenerator`` rounds them)."""
+    return max(1, int(spec.streams * scale + 0.5))
+
+
+def _check_load(cfg: schema.ScenarioConfig, sources: list, fields: list[str], source: str) -> None:
+    """Limits of the whole workload, checked before any arrival state is allocated: streams of
+    a source after ``scale`` x ``load_scale``, the peak arrival rate of all sources together,
+    and the tasks of ``duration_s``."""
+    for (_, _, spec, scale), field in zip(sources, fields):
+        if isinstance(spec, schema.PeriodicArrivals) and _streams(spec, scale) > MAX_STREAMS:
+            raise ScenarioError(
+                source,
+                field,
+                f"{spec.streams:,} streams x scale {scale:g} (factory scale x load_scale) = "
+                f"{_streams(spec, scale):,.3g} streams; the limit is {MAX_STREAMS:,}",
+            )
+    rates = [_peak_rate(spec, scale) for _, _, spec, scale in sources]
+    if sum(rates) > MAX_ARRIVAL_RATE:
+        worst = fields[max(range(len(rates)), key=rates.__getitem__)]
+        raise ScenarioError(
+            source,
+            "load_scale" if cfg.load_scale > 1 else worst,
+            f"the sources generate up to {sum(rates):,.3g} tasks/s (most from {worst}); the "
+            f"limit is {MAX_ARRIVAL_RATE:,.0f} tasks/s",
+        )
 
 
 def _build_topology(cfg: schema.ScenarioConfig, source: str, base: Path) -> Topology:
@@ -302,7 +367,7 @@ def build_scenario(
         )
     net = CompiledNetwork(topo, factories, private, cfg.candidates.sites, cfg.candidates.paths)
     classes = _classes(cfg)
-    sources = []
+    sources, fields = [], []
     for f, fac in enumerate(cfg.factories):
         profile = dict(PROFILES.get(fac.profile, {}))
         profile.update(fac.workload)
@@ -310,10 +375,9 @@ def build_scenario(
             if name not in profile:
                 continue
             resource = classes[c].resource
+            # the key in the file that brings these tasks in
+            origin = f"workload.{name}" if name in fac.workload else "profile"
             if not net.candidates[f][resource].present.any():
-                origin = (
-                    f"workload.{name}" if name in fac.workload else "profile"
-                )  # the key in the file that brings these tasks in
                 raise ScenarioError(
                     source,
                     f"factories[{f}].{origin}",
@@ -321,7 +385,9 @@ def build_scenario(
                     f"compute site with a {resource.upper()} pool",
                 )
             sources.append((f, c, profile[name], fac.scale * cfg.load_scale))
-    return Scenario(
+            fields.append(f"factories[{f}].{origin}")
+    _check_load(cfg, sources, fields, source)
+    scenario = Scenario(
         cfg,
         source,
         topo,
@@ -331,6 +397,8 @@ def build_scenario(
         [f.name for f in cfg.factories],
         _faults(topo, cfg, source),
     )
+    scenario.check_tasks(cfg.duration_s, "duration_s")
+    return scenario
 
 
 def load_scenario(spec: str | Path | dict | schema.ScenarioConfig) -> Scenario:

@@ -184,10 +184,14 @@ def read_baselines(path: str | Path) -> list[dict[str, Any]]:
     evaluated alongside the heuristics) are skipped: the runs themselves are the curves."""
     import csv
 
+    from millinet.envs.errors import ConfigError
+    from millinet.envs.validation import read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise AnalysisError(f"{path}: baselines file not found")
-    text = path.read_text()
+    try:  # a missing, binary or non-UTF-8 file, or a directory: one line naming it
+        text = read_text(path)
+    except ConfigError as exc:
+        raise AnalysisError(f"baselines {exc}") from None
     if path.suffix.lower() in (".md", ".markdown"):
         rows = _parse_markdown_table(text)
     else:

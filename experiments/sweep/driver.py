@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from millinet.envs.validation import read_yaml
 from millinet.experiments.sweep.config import OBJECTIVE, SweepSpec, dump_sweep_data, tune_space
 
 SAVED_SPEC = "sweep_config.yaml"
@@ -136,6 +137,16 @@ def connect_ray(address: str | None, num_cpus: int | None, timeout: float, temp_
             raise SweepError(f"cannot connect to Ray at {address}: {exc}{hint}") from None
     finally:
         done.set()
+
+
+def check_cpus(spec: SweepSpec, cpus: float, where: str) -> None:
+    """A trial that needs more CPUs than the Ray instance has would wait forever: refuse it."""
+    need = spec.cfg.cpus_per_trial
+    if need > cpus:
+        raise SweepError(
+            f"{spec.source}: cpus_per_trial: a trial needs {need:g} CPUs but {where} has "
+            f"{cpus:g}; no trial could ever start (lower cpus_per_trial or give more CPUs)"
+        )
 
 
 # --------------------------------------------------------------------------- console
@@ -326,7 +337,7 @@ def saved_spec(spec: SweepSpec) -> SweepSpec:
     path = spec.experiment_dir() / SAVED_SPEC
     if not path.is_file():
         return spec
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path)
     sweep = {
         **data["sweep"],
         "train": data["base_train_config"],
@@ -382,11 +393,15 @@ def run_sweep(
         )
     if resume:
         spec = saved_spec(spec)
+    if address is None:
+        local = num_cpus or os.cpu_count() or 1
+        check_cpus(spec, local, f"the local Ray instance (--num-cpus {local})")
     connect_ray(address, num_cpus, connect_timeout, ray_temp_dir)
     import ray
 
     try:
         res = ray.cluster_resources()
+        check_cpus(spec, res.get("CPU", 0), f"the Ray cluster at {address}")
         print(
             f"sweep {spec.name}: {spec.cfg.num_samples} trials x up to {spec.cfg.max_chunks} "
             f"chunks of {spec.cfg.chunk_timesteps:,} steps, scheduler "
