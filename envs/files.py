@@ -22,7 +22,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from millinet.envs.errors import OutputError
 
@@ -70,14 +69,20 @@ def _check_writable_folder(folder: Path, flag: str, path: str | Path) -> None:
         raise OutputError(f"{flag} {path}: cannot write in {str(folder)!r} ({reason})") from None
 
 
-def check_output_file(path: str | Path, flag: str) -> Path:
+def check_output_file(path: str | Path, flag: str, create_parents: bool = False) -> Path:
     """``path`` as an output file of a command option ``flag`` (e.g. ``--json``): not a
-    directory, its folder exists and is writable; an existing file is replaced. Raises
-    :class:`OutputError` (one line) otherwise. Creates nothing."""
+    directory, its folder exists (or, with ``create_parents``, can be created) and is
+    writable; an existing file is replaced. Raises :class:`OutputError` (one line) otherwise.
+    Creates nothing."""
     target = Path(path)
+    if str(path).strip() == "":
+        raise OutputError(f"{flag}: empty path; give a file name")
     if target.is_dir():
         raise OutputError(f"{flag} {path}: is a directory; give a file name")
     folder = target.parent
+    if create_parents:
+        check_output_dir(folder, flag, shown=path)
+        return target
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{flag} {path}: {str(folder)!r} is a file, not a folder")
     if not folder.is_dir():
@@ -86,18 +91,32 @@ def check_output_file(path: str | Path, flag: str) -> Path:
     return target
 
 
-def check_output_dir(path: str | Path, flag: str) -> Path:
+def check_output_dir(
+    path: str | Path, flag: str, only: tuple[str, ...] | None = None, shown: str | Path = ""
+) -> Path:
     """``path`` as an output folder of a command option ``flag`` (e.g. ``--out``): a folder or
     nothing yet (missing parents are created when the outputs are written), not a file, and
-    somewhere writable. Raises :class:`OutputError` (one line) otherwise. Creates nothing."""
+    somewhere writable. ``only``: the file names the command writes; an existing folder
+    holding anything else is refused (the command replaces the folder). ``shown``: the path
+    as the user gave it, for the message (default ``path``). Raises :class:`OutputError`
+    (one line) otherwise. Creates nothing."""
     target = Path(path)
+    shown = shown or path
     if str(path).strip() == "":
         raise OutputError(f"{flag}: empty path; give a folder")
     existing = _nearest_existing(target)
     if not existing.is_dir():
         what = "is a file" if existing == target else f"{str(existing)!r} is a file"
-        raise OutputError(f"{flag} {path}: {what}, not a folder")
-    _check_writable_folder(existing, flag, path)
+        raise OutputError(f"{flag} {shown}: {what}, not a folder")
+    if only is not None and existing == target:
+        others = sorted(p.name for p in target.iterdir() if p.name not in only)
+        if others:
+            raise OutputError(
+                f"{flag} {shown}: the folder holds other files ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}); give a new or empty folder, or one "
+                f"that holds only {' and '.join(only)}"
+            )
+    _check_writable_folder(existing, flag, shown)
     return target
 
 
@@ -141,17 +160,16 @@ def is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Create or replace the file ``path`` with what ``write(handle)`` writes into a binary
-    handle: the bytes go to a temporary sibling, are flushed to disk, then renamed over
-    ``path``. A reader sees the old file or the complete new one; a failure (or a kill)
-    leaves ``path`` as it was, and a failure removes the temporary file."""
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Create or replace the file ``path`` with what ``write(tmp)`` writes to the file ``tmp``
+    (a temporary sibling; e.g. ``lambda tmp: model.save(tmp)``): the file is flushed to disk,
+    then renamed over ``path``. A reader sees the old file or the complete new one; a failure
+    (or a kill) leaves ``path`` as it was, and a failure removes the temporary file."""
     target = Path(path)
     tmp = temporary_sibling(target)
     try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
+        write(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
@@ -163,7 +181,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """:func:`atomic_write` of UTF-8 text."""
-    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def previous_dir(path: Path) -> Path:
