@@ -418,6 +418,8 @@ def load_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> Checkpoint
     """Load a run's checkpoint (see the module docstring) and check that it acts on the
     featuriser's observation. Raises :class:`CheckpointError` naming the file."""
     root = Path(run_dir)
+    if root.exists() and not root.is_dir():
+        raise CheckpointNotFoundError(f"{root}: is a file, not a run folder")
     if not root.is_dir():
         raise CheckpointNotFoundError(f"{root}: run folder not found")
     check_checkpoint_name(checkpoint, str(root))

@@ -32,6 +32,8 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
 
 
 def _read(path: Path, source: str) -> nx.Graph:
+    if path.is_dir():
+        raise ScenarioError(source, "topology.path", f"{str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise ScenarioError(source, "topology.path", f"GraphML file {str(path)!r} not found")
     try:

@@ -75,6 +75,8 @@ def _resolve_extends(data: dict, source: str, here: Path | None, chain: tuple[Pa
             )
     elif not parent_path.is_absolute():
         parent_path = (here.parent if here is not None else Path.cwd()) / parent_path
+    if parent_path.is_dir():
+        raise ScenarioError(source, "extends", f"{str(parent_path)!r} is a directory, not a file")
     if not parent_path.is_file():
         raise ScenarioError(source, "extends", f"base scenario file {str(parent_path)!r} not found")
     if parent_path.resolve() in chain:

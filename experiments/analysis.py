@@ -73,6 +73,8 @@ def find_runs(specs: list[str]) -> list[Path]:
                 found.extend(p for p in sorted(path.iterdir()) if _is_run(p))
             elif not path.exists():
                 raise AnalysisError(f"{spec}: no such run folder or pattern")
+            elif path == Path(spec):  # a file named as such (files a pattern matches are skipped)
+                raise AnalysisError(f"{path}: is a file, not a run folder")
     unique = sorted({p.resolve(): p for p in found}.values(), key=lambda p: p.name)
     if not unique:
         raise AnalysisError(f"no run folders (with a tb/ folder) in {' '.join(specs)}")

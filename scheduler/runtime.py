@@ -273,6 +273,8 @@ def load_policy_folder(path: str | Path, *, threads: int = 1) -> ExportedPolicy:
     """
     folder = Path(path)
     where = str(folder)
+    if folder.exists() and not folder.is_dir():
+        raise PolicyFolderError(f"{where}: is a file, not a policy folder")
     if not folder.is_dir():
         raise PolicyFolderError(f"{where}: no such policy folder")
     manifest_path = folder / fmt.MANIFEST_FILE
