@@ -21,7 +21,6 @@ Episode values are averaged over the episodes that ended during the last rollout
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import defaultdict
@@ -34,6 +33,7 @@ from stable_baselines3.common.logger import HParam
 
 from millinet.agents.run_folder import RunPaths, save_checkpoint, save_named
 from millinet.agents.wrappers import find_timed
+from millinet.envs import jsonio
 from millinet.envs.errors import MillinetError
 from millinet.envs.features import CLASS_NAMES
 
@@ -160,7 +160,7 @@ class SaveBestCallback(BaseCallback):
             "mean_reward": float(parent.best_mean_reward),
             "validation": getattr(parent, "last_metrics", {}),
         }
-        save_named(self.model, self.paths, "best", {"best.json": json.dumps(info, indent=2)})
+        save_named(self.model, self.paths, "best", {"best.json": jsonio.dumps(info, indent=2)})
         return True
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from millinet.agents.run_folder import Checkpoint, load_checkpoint
+from millinet.envs import jsonio
 from millinet.envs.errors import MillinetError
 from millinet.envs.features import CLASS_NAMES, SITE_TIERS, observation_size
 from millinet.envs.files import check_output_dir, new_sibling_dir, output_dir, replace_dir
@@ -260,7 +261,7 @@ def _write_export(run: Checkpoint, checkpoint: str, opset: int, out: Path) -> di
         "training_config": _jsonable(run.config.model_dump()),
         "metrics": _jsonable(run.metrics),
     }
-    (out / fmt.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / fmt.MANIFEST_FILE).write_text(jsonio.dumps(manifest, indent=2) + "\n")  # no NaN
     return manifest
 
 
