@@ -158,7 +158,7 @@ class Trainer:
         """A fresh run folder ``<runs_dir>/<name>`` (default name from :func:`run_name`; a
         given name goes through ``safe_name``, so the folder is always inside ``runs_dir``).
         If anything fails before training starts, the new folder is removed again."""
-        check_resources(cfg, f"<training config of {name or run_name(cfg)}>")
+        check_resources(cfg, "<training config>")
         torch.set_num_threads(cfg.torch_threads)
         runs = Path(runs_dir)
         base = safe_name(name) if name else run_name(cfg)
@@ -167,18 +167,17 @@ class Trainer:
             while root.exists():
                 root, i = runs / f"{base}-{i}", i + 1
             root.mkdir()
-            lock = None
+            lock, trainer = RunLock.acquire(root), None
             try:
-                lock = RunLock.acquire(root)
                 dump_run_config(cfg, RunPaths(root).config)
                 venv = make_vec_env(cfg, stream=0)
-                model = _new_model(cfg, venv)
-                trainer = cls(root, cfg, model, stream=0, lock=lock)
+                trainer = cls(root, cfg, _new_model(cfg, venv), stream=0, lock=lock)
                 if cfg.pretrain.teacher:
                     trainer._pretrain(venv)
             except BaseException:
-                if lock is not None:
-                    lock.release()
+                if trainer is not None:
+                    trainer.close()  # envs, TensorBoard writer and the lock
+                lock.release()
                 shutil.rmtree(root, ignore_errors=True)
                 raise
         return trainer

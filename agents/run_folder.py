@@ -53,6 +53,7 @@ from millinet.envs.files import (
     is_temporary,
     label_of,
     new_sibling_dir,
+    previous_dir,
     replace_dir,
     write_text_atomic,
 )
@@ -155,9 +156,16 @@ class RunPaths:
         return steps[0] if steps else None
 
     def leftovers(self) -> list[Path]:
-        """Temporary files and folders of writes that were killed (``.*.tmp``)."""
+        """What writes that were killed left: temporary files and folders (``.*.tmp``) and
+        the previous ``<folder>.old`` of a folder swap that had completed."""
         places = (self.root, self.checkpoints)
-        return sorted(p for d in places if d.is_dir() for p in d.iterdir() if is_temporary(p))
+        temporary = [p for d in places if d.is_dir() for p in d.iterdir() if is_temporary(p)]
+        swapped = [
+            previous_dir(self.root / folder)
+            for folder, _ in NAMED_FILES.values()
+            if (self.root / folder).is_dir() and previous_dir(self.root / folder).is_dir()
+        ]
+        return sorted(temporary + swapped)
 
     def is_run(self) -> bool:
         """Whether the folder looks like a run: a config and some model."""
