@@ -124,6 +124,7 @@ FIELD_TYPES: dict[str, tuple[str, bool]] = {
 """Every manifest field a loader reads: dotted key -> (JSON type, required)."""
 MAX_MODEL_VERSION = 200
 """Longest ``model_version`` (characters): it is echoed in every answer."""
+_MISSING = object()
 
 
 def _has_type(value: Any, kind: str) -> bool:
@@ -158,9 +159,6 @@ def check_field_types(manifest: dict, fail) -> None:
             f"model_version must be 1..{MAX_MODEL_VERSION} printable characters, got "
             f"{_short(version)}"
         )
-
-
-_MISSING = object()
 
 
 def _short(value: Any) -> str:
