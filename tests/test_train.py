@@ -201,18 +201,35 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "total_timesteps" in err and str(path) in err
 
 
-def test_cli_corrupted_resume_is_one_line(run, tmp_path, capsys):
+def test_cli_resume_skips_a_corrupted_checkpoint_and_fails_cleanly_without_any(
+    run, tmp_path, capsys
+):
     import shutil
 
     root, _, _ = run
     copy = tmp_path / root.name
-    shutil.copytree(root, copy)
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("train.lock"))  # a finished run
     ckpt = copy / f"checkpoints/model_{STEPS}_steps.zip"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    code = main(["train", "--resume", str(copy), "--total-timesteps", "4096", "--no-progress"])
-    assert code == 2
+    config = (copy / "config.yaml").read_bytes()
+    # the only other checkpoint is truncated too: nothing to resume from, nothing changed
+    older = copy / "checkpoints/model_512_steps.zip"
+    good = older.read_bytes()
+    older.write_bytes(good[:100])
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    argv = ["train", "--resume", str(copy), "--total-timesteps", "4096", "--no-progress"]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"model_{STEPS}_steps.zip" in err and "truncated" in err
+    assert "model_512_steps.zip" in err
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before
+    assert (copy / "config.yaml").read_bytes() == config  # a failed resume changes nothing
+    # with the older checkpoint intact, resume says what it skipped and continues from it
+    older.write_bytes(good)
+    assert main(argv[:4] + ["1536", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {ckpt}: not a model zip" in err
+    assert json.loads((copy / "metrics.json").read_text())["timesteps"] == 1536
 
 
 def test_plain_ppo_option(tmp_path):
