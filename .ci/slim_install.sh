@@ -21,6 +21,7 @@ names = zipfile.ZipFile(sys.argv[1]).namelist()
 outside = [n for n in names if not n.startswith(("millinet/", "millinet-"))]
 assert not outside, f"wheel files outside millinet/: {outside}"
 assert "millinet/envs/scenarios/sunflower-metro.yaml" in names
+assert "millinet/envs/data/example-trace.csv" in names  # the trace-replay scenario's log
 assert not any(n.startswith("millinet/experiments/scripts/") for n in names)
 print(f"  {len(names)} files, all under millinet/")
 PY
@@ -57,6 +58,15 @@ grep -q "needs the 'train' extra" "$WORK/train.err" && [ "$(wc -l <"$WORK/train.
   cat "$WORK/train.err" >&2; exit 1
 }
 echo "  millinet simulate runs; millinet train says: $(cat "$WORK/train.err")"
+"$WORK/base/bin/millinet" simulate --scenario trace-replay --duration 0.01 >/dev/null
+if "$WORK/base/bin/millinet" render --out "$WORK/city.png" 2>"$WORK/render.err"; then
+  echo "millinet render ran without the render extra" >&2; exit 1
+fi
+grep -q "needs the 'render' extra" "$WORK/render.err" && [ "$(wc -l <"$WORK/render.err")" -eq 1 ] || {
+  echo "millinet render without its extra did not give one clear line:" >&2
+  cat "$WORK/render.err" >&2; exit 1
+}
+echo "  the trace-replay scenario runs; millinet render says: $(cat "$WORK/render.err")"
 
 echo "slim install: serve (an exported policy over HTTP)"
 .venv/bin/python - "$WORK/exported" <<'PY'

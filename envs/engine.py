@@ -38,6 +38,7 @@ from millinet.envs.features import EMPTY_TELEMETRY_ROW
 from millinet.envs.network import CandidateSet
 from millinet.envs.scenario import Scenario
 from millinet.envs.telemetry import ReportedView
+from millinet.envs.workload import WorkloadEndedError
 
 # Outcome status of a finished task.
 ON_TIME, LATE, DROPPED = 0, 1, 2
@@ -200,8 +201,16 @@ class Engine:
 
     # ----------------------------------------------------------------------- decisions
     def next_arrival(self) -> Arrival:
-        """Advance the simulation to the next task arrival and return it (not yet placed)."""
+        """Advance the simulation to the next task arrival and return it (not yet placed).
+
+        Raises :class:`~millinet.envs.workload.WorkloadEndedError` when the workload has no more
+        tasks (only a scenario whose every source is a trace without ``loop`` ends)."""
         while self._ptr >= len(self._batch[0]):
+            if self._workload.exhausted:
+                raise WorkloadEndedError(
+                    f"{self.scenario.name}: no more tasks at t = {self.now:.6f} s: every "
+                    "arrival source is a trace that has ended (set loop: true to repeat it)"
+                )
             self._load_batch()
         times, cls, fac, up, down, work = self._batch
         i = self._ptr
@@ -522,6 +531,10 @@ class Engine:
         i = bisect_right(self._qh_t[q], t) - 1
         return self._qh_v[q][i] if i >= 0 else 0.0
 
+    def link_drain_now(self, q: int) -> float:
+        """When link direction ``q``'s queue drains, as it stands now (s)."""
+        return self._q_drain[q]
+
     def pool_state(self, p: int, t: float) -> tuple[int, int, float, float]:
         """Pool ``p`` as its site measures it at ``t`` (``now`` or within the look-back):
         (busy servers, queued tasks, declared work of the queued tasks (s), mean declared work
@@ -570,17 +583,19 @@ class Engine:
             self._view.prune(horizon)
 
     # ----------------------------------------------------------------------- telemetry
-    def telemetry(self, arrival: Arrival) -> np.ndarray:
+    def telemetry(self, arrival: Arrival, oracle: bool = False) -> np.ndarray:
         """What the deciding scheduler knows of each candidate: shape (K, 16), columns
-        ``millinet.envs.features.TELEMETRY_FIELDS`` (see ``envs/telemetry.py``)."""
-        return np.array(self.telemetry_rows(arrival))
+        ``millinet.envs.features.TELEMETRY_FIELDS`` (see ``envs/telemetry.py``). ``oracle``:
+        the oracle view (measurements now) whatever the scenario's telemetry, e.g. for a
+        privileged teacher."""
+        return np.array(self.telemetry_rows(arrival, oracle))
 
-    def telemetry_rows(self, arrival: Arrival) -> list[tuple[float, ...]]:
+    def telemetry_rows(self, arrival: Arrival, oracle: bool = False) -> list[tuple[float, ...]]:
         """``telemetry`` as K plain tuples (the env's fast path into the featuriser)."""
         cset = self.candidates(arrival)
         mask = self.mask(arrival).tolist()
         now = self.now
-        view = self._view
+        view = None if oracle else self._view
         up_bytes, down_bytes, work_us = arrival.up_bytes, arrival.down_bytes, arrival.work_s * 1e6
         if view is None:
             drain = self._q_drain
@@ -659,3 +674,18 @@ class Engine:
             for p, (s, r) in enumerate(zip(self.net.pool_site, self.net.pool_resource))
         }
         return {"links": links, "pools": pools}
+
+    def queue_state(self) -> dict[str, np.ndarray]:
+        """The network's load now, for pictures and diagnostics (not the observation).
+
+        ``link_busy_s`` (n_queues,): transmit time served per link direction since reset (s);
+        ``link_backlog_s`` (n_queues,): time until the direction's queue drains (s);
+        ``pool_busy_s`` (n_pools,): service time served since reset (s);
+        ``pool_wait_s`` (n_pools,): time until the pool's earliest server frees (s)."""
+        now = self.now
+        return {
+            "link_busy_s": np.array(self._q_busy_s),
+            "link_backlog_s": np.maximum(np.array(self._q_drain) - now, 0.0),
+            "pool_busy_s": np.array(self._pool_busy_s),
+            "pool_wait_s": np.array([max(free[0] - now, 0.0) for free in self._pool_free]),
+        }

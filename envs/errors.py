@@ -9,6 +9,7 @@ the scheduler service and every other package share it.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 
 class MillinetError(Exception):
@@ -46,6 +47,29 @@ class FieldError(ValueError):
         super().__init__(f"{field}: {reason}")
 
 
+class MillinetWarning(UserWarning):
+    """Something in user input was repaired or looks wrong, and the run goes on.
+
+    The message is one line, ``source: what happened and what it means``; the CLI prints it as
+    ``millinet <command>: warning: ...`` (``millinet.experiments.cli``).
+    """
+
+
+def warn(source: str, message: str) -> None:
+    """Issue a :class:`MillinetWarning` ``"source: message"`` (one line) through ``warnings``."""
+    one_line = " ".join(f"{source}: {message}".split())
+    warnings.warn(one_line, MillinetWarning, stacklevel=3)
+
+
+class OutputError(MillinetError, OSError):
+    """An output path cannot be written (a directory given as a file, a file as a folder, a
+    missing parent, an unwritable place); the message names the option and the path."""
+
+
+class ActionError(MillinetError, ValueError):
+    """An action that is not one of the action space's integers ``0..K-1``."""
+
+
 class MissingExtraError(MillinetError, ImportError):
     """A command needs an optional dependency group (extra) that is not installed."""
 
@@ -55,6 +79,8 @@ EXTRAS = {
     "sweep": ("ray", "optuna"),
     "export": ("onnx", "onnxscript", "onnxruntime"),
     "serve": ("onnxruntime", "fastapi", "uvicorn", "httpx"),
+    "render": ("matplotlib",),
+    "video": ("matplotlib", "imageio", "imageio_ffmpeg", "moviepy"),
 }
 """Extra name -> the top-level modules it provides (``pyproject.toml`` lists the packages)."""
 

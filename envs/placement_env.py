@@ -29,12 +29,19 @@ from pydantic import AfterValidator, Field, field_validator
 
 from millinet.envs.config import CLASS_NAMES, ScenarioConfig
 from millinet.envs.engine import DROPPED, Arrival, Engine
-from millinet.envs.features import FEATURE_CLIP, featurize_rows, observation_size
+from millinet.envs.errors import ActionError, ConfigError
+from millinet.envs.features import (
+    FEATURE_CLIP,
+    TELEMETRY_FIELDS,
+    featurize_rows,
+    observation_size,
+)
 from millinet.envs.metrics import summarize
-from millinet.envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+from millinet.envs.scenario import DEFAULT_SCENARIO, MAX_TASKS, Scenario, load_scenario
 from millinet.envs.seeds import ENV_ENGINE_SEEDS
 from millinet.envs.simulation import nearest_slot
-from millinet.envs.validation import StrictModel, validate
+from millinet.envs.validation import Integer, StrictModel, validate
+from millinet.envs.workload import WorkloadEndedError
 
 _ClassName = Literal["robot_sync", "agv_dispatch", "vision_qa"]  # = CLASS_NAMES
 
@@ -50,7 +57,7 @@ class EnvConfig(StrictModel):
     keyword arguments with this model, and the training config's ``env:`` section *is* this
     model. (The scenario and ``background_policy`` are objects, not config values.)"""
 
-    horizon: Annotated[int, Field(gt=0, le=100_000_000)] = Field(
+    horizon: Annotated[Integer, Field(gt=0, le=10_000_000)] = Field(
         2048, description="decisions per episode (then truncated)"
     )
     agent_classes: list[Annotated[str, AfterValidator(_known_class)]] = Field(
@@ -78,6 +85,30 @@ class EnvConfig(StrictModel):
         return value
 
 
+def check_episode(scenario: Scenario, config: EnvConfig, source: str, prefix: str = "") -> None:
+    """Refuse an env that cannot run: no arrival of an agent class ever comes (an episode
+    would wait forever), or an episode of ``horizon`` decisions would hold more than
+    ``MAX_TASKS`` task records. ``prefix`` is the env section's key in a file (``env.``)."""
+    rates = scenario.arrival_rates
+    decided = sum(r for name, r in zip(CLASS_NAMES, rates) if name in config.agent_classes)
+    if decided <= 0:
+        raise ConfigError(
+            source,
+            f"{prefix}agent_classes",
+            f"scenario {scenario.name!r} has no {'/'.join(config.agent_classes)} arrivals: "
+            "an episode would never reach a decision",
+        )
+    tasks = config.horizon * sum(rates) / decided
+    if tasks > MAX_TASKS:
+        raise ConfigError(
+            source,
+            f"{prefix}horizon",
+            f"{config.horizon:,} decisions on {scenario.name!r} mean up to {tasks:,.3g} tasks "
+            f"per episode (background classes included); an episode keeps at most "
+            f"{MAX_TASKS:,}",
+        )
+
+
 def default_config() -> dict[str, Any]:
     """Keyword defaults of :class:`PlacementEnv` (units in :class:`EnvConfig`'s descriptions)."""
     return {
@@ -95,7 +126,7 @@ class PlacementEnv(gym.Env):
     a bad value raises :class:`~millinet.envs.errors.ConfigError` (a ``ValueError``) naming it.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -106,10 +137,12 @@ class PlacementEnv(gym.Env):
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.config = validate(EnvConfig, config, "PlacementEnv", what="keyword mapping")
-        if render_mode not in (None, "ansi"):
-            # TypeError, not ValueError: SB3's make_vec_env asks for "rgb_array" and retries
-            # without a render mode only on TypeError.
-            raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        check_episode(self.scenario, self.config, "PlacementEnv")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            # TypeError, not ValueError, as Gymnasium envs do for an unknown keyword. SB3's
+            # make_vec_env asks for "rgb_array" by default, so "rgb_array" must not need
+            # matplotlib here: the renderer (the 'render' extra) is made at the first render().
+            raise TypeError(f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}")
         if background_policy == "nearest":
             background_policy = nearest_slot
         elif not callable(background_policy):
@@ -130,6 +163,8 @@ class PlacementEnv(gym.Env):
         self.engine = Engine(self.scenario, seed=0)
         self._arrival: Arrival | None = None
         self._obs: np.ndarray | None = None
+        self._last_decision: tuple[Arrival, int] | None = None  # drawn by render()
+        self._renderer = None  # millinet.envs.render.CityRenderer, made at the first frame
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -137,6 +172,7 @@ class PlacementEnv(gym.Env):
         self.engine.reset(int(self.np_random.integers(ENV_ENGINE_SEEDS)))
         self._decisions = 0
         self._harvested = 0
+        self._last_decision = None
         self._arrival = self._next_decision()
         return self._obs, {"sim_time_s": self.engine.now}
 
@@ -144,14 +180,19 @@ class PlacementEnv(gym.Env):
         if self._arrival is None:
             raise RuntimeError("call reset() before step()")
         arrival = self._arrival
-        accepted = self.engine.dispatch(arrival, int(action))
+        slot = self._slot(action)
+        accepted = self.engine.dispatch(arrival, slot)
+        self._last_decision = (arrival, slot)
         self._decisions += 1
         truncated = self._decisions >= self.horizon
+        if not truncated:
+            try:
+                self._arrival = self._next_decision()
+            except WorkloadEndedError:  # a trace without loop has no more tasks
+                truncated = True
         if truncated:
             self.engine.drain()
             self._arrival = None  # stepping again needs reset(): never dispatch a task twice
-        else:
-            self._arrival = self._next_decision()
         violation, latency = self._harvest()
         reward = violation + latency
         # Kept small on purpose: SB3's DummyVecEnv deep-copies every info dict on every step.
@@ -165,18 +206,63 @@ class PlacementEnv(gym.Env):
             info["violation_rate_1ms"] = metrics["violation_rate_1ms"]
         return self._obs, float(reward), False, truncated, info
 
+    def oracle_observation(self) -> np.ndarray:
+        """The pending task's observation under the oracle view (exact measurements now),
+        whatever the scenario's telemetry: what a privileged teacher reads. Zeros when no task
+        is pending."""
+        if self._arrival is None:
+            return np.zeros(self.observation_space.shape, dtype=np.float32)
+        engine = self.engine
+        rows = engine.telemetry_rows(self._arrival, oracle=True)
+        return featurize_rows(engine.task_row(self._arrival), rows)
+
     def action_masks(self) -> np.ndarray:
         """Feasible actions for the pending task: bool array of shape (K,)."""
         if self._arrival is None:
             return np.ones(self.K, dtype=bool)
         return self.engine.mask(self._arrival).copy()
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return render_text(self)
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a text view. ``"rgb_array"``: the city map (``envs/render.py``) as uint8
+        (720, 960, 3): link utilisation, site queues, the pending task's candidates, the last
+        decision, the clock and the violations so far."""
+        if self.render_mode == "ansi":
+            return render_text(self)
+        if self.render_mode == "rgb_array":
+            if self._renderer is None:
+                from millinet.envs.render import CityRenderer
+
+                self._renderer = CityRenderer(self.scenario)
+            return self._renderer.frame(
+                self.engine, self._arrival, self._last_decision, self._decisions
+            )
+        return None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
 
     # ------------------------------------------------------------------ internals
+    def _slot(self, action: Any) -> int:
+        """``action`` as a slot index: an integer (Python, numpy, or a 0-d integer array) in
+        ``0..K-1``; anything else is an :class:`ActionError`. (A masked slot is not an error:
+        the engine rejects the task.)"""
+        if (
+            isinstance(action, (int, np.integer))
+            and not isinstance(action, (bool, np.bool_))
+            or isinstance(action, np.ndarray)
+            and action.shape == ()
+            and action.dtype.kind in "iu"
+        ):
+            slot = int(action)
+        else:
+            raise ActionError(f"action {action!r} is not an integer slot of Discrete({self.K})")
+        if not 0 <= slot < self.K:
+            raise ActionError(f"action {slot} is outside the slots 0..{self.K - 1}")
+        return slot
+
     def _next_decision(self) -> Arrival:
         """Place background arrivals until one of an agent class arrives; featurise it."""
         engine = self.engine
@@ -223,9 +309,13 @@ def render_text(env: PlacementEnv) -> str:
         for k, cand in enumerate(engine.candidates(arrival).slots):
             if cand is None:
                 continue
-            ok = "ok " if tel[k, 0] else "-- "
+            row = dict(zip(TELEMETRY_FIELDS, tel[k].tolist()))
+            ok = "ok " if row["valid"] else "-- "
             lines.append(
-                f"  [{k}] {ok}{nodes[cand.site].name:<22} rtt {tel[k, 1]:7.1f}us  "
-                f"link backlog {tel[k, 3]:8.1f}us  compute wait {tel[k, 5]:8.1f}us"
+                f"  [{k}] {ok}{nodes[cand.site].name:<22} rtt {row['base_rtt_us']:7.1f}us  "
+                f"link backlog {row['up_backlog_us'] + row['down_backlog_us']:8.1f}us  "
+                f"busy {row['busy_servers']:.0f}/{row['servers']:.0f} "
+                f"queued {row['queued_tasks']:.0f}  report age {row['report_age_us']:7.1f}us  "
+                f"own {row['own_dispatches']:.0f}"
             )
     return "\n".join(lines)

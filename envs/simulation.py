@@ -18,6 +18,7 @@ from millinet.envs.features import FEATURE_CLIP
 from millinet.envs.metrics import summarize
 from millinet.envs.network import CandidateSet
 from millinet.envs.scenario import Scenario
+from millinet.envs.workload import WorkloadEndedError
 
 Chooser = Callable[[Engine, Arrival], int]
 
@@ -88,12 +89,17 @@ def simulate(
     """Admit arrivals in [0, duration_s), place each with ``choose``, then drain in-flight tasks.
 
     ``progress`` (optional) is called with the simulated time (s) about every 10 ms simulated.
+    A ``duration_s`` whose tasks would not fit (``Scenario.check_tasks``) is a ScenarioError.
     """
+    scenario.check_tasks(duration_s, "duration_s")
     engine = Engine(scenario, seed)
     start = time.perf_counter()
     next_report = 0.0
     while True:
-        arrival = engine.next_arrival()
+        try:
+            arrival = engine.next_arrival()
+        except WorkloadEndedError:  # a trace without loop ended before duration_s
+            break
         if arrival.time_s >= duration_s:
             break
         engine.dispatch(arrival, choose(engine, arrival))

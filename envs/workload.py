@@ -13,14 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from millinet.envs.config import (
+    Arrivals,
     ConstantDist,
     ExponentialDist,
     LogNormalDist,
     PeriodicArrivals,
     PoissonArrivals,
     TaskClassConfig,
+    TraceArrivals,
     UniformDist,
 )
+from millinet.envs.errors import MillinetError
+from millinet.envs.trace import replays_for
 
 # --------------------------------------------------------------------------- defaults
 # DESIGN.md section 2. Sources: robot motion-control cycles of 1-2 ms with sub-ms sync
@@ -209,16 +213,21 @@ class ArrivalBatch:
     work_s: np.ndarray  # service time on a speed-1.0 server (s)
 
 
+class WorkloadEndedError(MillinetError):
+    """Every source has ended: the scenario's workload is traces that do not loop."""
+
+
 class WorkloadGenerator:
     """Generates the scenario's arrivals window by window.
 
-    ``sources`` lists (factory index, class index, arrivals spec, scale). The generator keeps
-    its own RNG; two generators built with the same seed produce identical sequences.
+    ``sources`` lists (factory index, class index, arrivals spec, scale); trace specs carry a
+    resolved ``path`` and ``trace_factory`` (``envs/scenario.py`` resolves them). The generator
+    keeps its own RNG; two generators built with the same seed produce identical sequences.
     """
 
     def __init__(
         self,
-        sources: list[tuple[int, int, PeriodicArrivals | PoissonArrivals, float]],
+        sources: list[tuple[int, int, Arrivals, float]],
         classes: list[TaskClassConfig],
         seed: int,
         window_s: float = 0.005,
@@ -226,8 +235,11 @@ class WorkloadGenerator:
         self.rng = np.random.default_rng(seed)
         self.classes = classes
         self._sources = []
+        self._traces = replays_for([s for s in sources if isinstance(s[2], TraceArrivals)])
         max_jitter = 0.0
         for factory, cls, spec, scale in sources:
+            if isinstance(spec, TraceArrivals):
+                continue
             if isinstance(spec, PeriodicArrivals):
                 src: _PeriodicSource | _PoissonSource = _PeriodicSource(spec, scale, self.rng)
                 max_jitter = max(max_jitter, spec.jitter_us * 1e-6)
@@ -237,11 +249,17 @@ class WorkloadGenerator:
         self.window_s = max(window_s, 2 * max_jitter)
         self.t = 0.0
 
+    @property
+    def exhausted(self) -> bool:
+        """True once no source will produce another task (only traces that do not loop end)."""
+        return not self._sources and all(r.done for r in self._traces)
+
     def next_batch(self) -> ArrivalBatch:
         """Arrivals in the next window [t, t + window_s), sorted by time."""
         t0, t1 = self.t, self.t + self.window_s
         self.t = t1
-        times, clss, facs = [], [], []
+        empty = np.empty(0, dtype=np.int64)
+        times, clss, facs = [np.empty(0)], [empty], [empty]
         for factory, cls, src in self._sources:
             ts = src.emit(t0, t1, self.rng)
             times.append(ts)
@@ -262,7 +280,18 @@ class WorkloadGenerator:
                 up[sel] = sample(spec.up_bytes, self.rng, sel.size)
                 down[sel] = sample(spec.down_bytes, self.rng, sel.size)
                 work[sel] = sample(spec.compute_us, self.rng, sel.size) * 1e-6
-        return ArrivalBatch(time_s, cls_arr, fac_arr, up, down, work)
+        batch = ArrivalBatch(time_s, cls_arr, fac_arr, up, down, work)
+        recorded = [part for r in self._traces if (part := r.emit(t1))]
+        return _merge(batch, recorded) if recorded else batch
 
 
-__all__ = ["DEFAULT_CLASSES", "PROFILES", "ArrivalBatch", "WorkloadGenerator"]
+def _merge(batch: ArrivalBatch, recorded: list[dict[str, np.ndarray]]) -> ArrivalBatch:
+    """``batch`` and replayed trace tasks (``ArrivalBatch`` columns) in one batch, by time
+    (stable: on equal times generated tasks first, then the traces in order)."""
+    names = ("time_s", "cls", "factory", "up_bytes", "down_bytes", "work_s")
+    cols = [np.concatenate([getattr(batch, n), *(r[n] for r in recorded)]) for n in names]
+    order = np.argsort(cols[0], kind="stable")
+    return ArrivalBatch(*(c[order] for c in cols))
+
+
+__all__ = ["DEFAULT_CLASSES", "PROFILES", "ArrivalBatch", "WorkloadEndedError", "WorkloadGenerator"]

@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from millinet.envs.errors import MillinetError
+from millinet.envs.errors import MillinetError, MillinetWarning
 from millinet.experiments.errors import UserError
 
 COMMANDS = (
     "scenarios", "simulate", "evaluate", "benchmark", "train", "analyze", "sweep", "export",
-    "serve", "bench", "demo",
+    "serve", "bench", "demo", "render",
 )  # fmt: skip
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
@@ -34,12 +37,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Show each :class:`MillinetWarning` as one line ``millinet COMMAND: warning: ...`` on
+    stderr (other warnings keep Python's format)."""
+    default_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, MillinetWarning):
+            print(f"millinet {command}: warning: {message}", file=sys.stderr)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", MillinetWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``millinet`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _one_line_warnings(args.command):
+            return int(args.func(args) or 0)
     except MillinetError as exc:  # every user-facing error: one line, no traceback
         one_line = " ".join(str(exc).split())  # a message never spans lines
         print(f"millinet {args.command}: error: {one_line}", file=sys.stderr)

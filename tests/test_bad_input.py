@@ -135,7 +135,8 @@ CASES = {
         },
         "broken.graphml",
         "line 1, column 31",
-        r"malformed GraphML \(XML\): mismatched tag \(read for topology.path of .*g.yaml\)",
+        r"malformed GraphML \(XML\): mismatched tag; fix the XML there .*"
+        r"\(read for topology.path of .*g.yaml\)",
     ),
     "graphml_without_coordinates": Case(
         {
@@ -147,7 +148,7 @@ CASES = {
         },
         "nocoords.graphml",
         "node 'a'",
-        r"needs numeric Latitude and Longitude",
+        r"no node has Latitude and Longitude \(degrees\).*add both attributes to every node",
     ),
     "graphml_zero_link_speed": Case(
         {
@@ -164,7 +165,102 @@ CASES = {
         },
         "slow.graphml",
         "link a--b",
-        r"LinkSpeedRaw must be a positive number",
+        r"LinkSpeedRaw must be a positive speed \(got 0.0\); give LinkSpeedRaw in bit/s",
+    ),
+    **{
+        f"trace_{name}": Case(
+            {
+                "s.yaml": "extends: sunflower-metro\nfactories:\n  - name: f\n    profile: custom\n"
+                "    attach: access-0-1\n    workload:\n"
+                f"      robot_sync: {{process: trace, path: t.csv{extra}}}\n",
+                "t.csv": "time_s,class,factory,up_bytes,down_bytes,compute_us\n"
+                "0.001,robot_sync,f,200,200,50\n" + row,
+            },
+            source,
+            field,
+            reason,
+        )
+        for name, (row, extra, source, field, reason) in {
+            "negative_bytes": (
+                "0.002,robot_sync,f,-3,200,50\n",
+                "",
+                "t.csv",
+                "line 3, column up_bytes",
+                r"must be a finite number >= 0 \(got '-3'\) \(read for "
+                r"factories\[0\]\.workload\.robot_sync\.path of .*s\.yaml\)",
+            ),
+            "unknown_class": (
+                "0.002,robot_synk,f,200,200,50\n",
+                "",
+                "t.csv",
+                "line 3, column class",
+                r"unknown task class 'robot_synk'; known: robot_sync, agv_dispatch, vision_qa",
+            ),
+            "unsorted": (
+                "0.0005,robot_sync,f,200,200,50\n",
+                "",
+                "t.csv",
+                "line 3, column time_s",
+                r"0.0005 is before the previous row's 0.001; sort the trace by time",
+            ),
+            "not_a_number": (
+                "soon,robot_sync,f,200,200,50\n",
+                "",
+                "t.csv",
+                "line 3, column time_s",
+                r"must be a finite number >= 0 \(got 'soon'\)",
+            ),
+            "short_row": (
+                "0.002,robot_sync,f\n",
+                "",
+                "t.csv",
+                "line 3",
+                r"3 fields, the header has at least 6; fill in every column",
+            ),
+            "unreplayed_factory": (
+                "0.002,robot_sync,g,200,200,50\n",
+                "",
+                "t.csv",
+                "line 3, column factory",
+                r"no workload entry replays robot_sync tasks of factory 'g' \(entries reading "
+                r"this file: f/robot_sync\)",
+            ),
+            "unreplayed_class": (
+                "0.002,vision_qa,f,200,200,50\n",
+                "",
+                "t.csv",
+                "line 3, column factory",
+                r"no workload entry replays vision_qa tasks of factory 'f'",
+            ),
+            "loop_period_too_short": (
+                "0.002,robot_sync,f,200,200,50\n",
+                ", loop: true, period_s: 0.0015",
+                "s.yaml",
+                "factories[0].workload.robot_sync.period_s",
+                r"must be > 0 and cover the trace, whose last row is at 0.002 s \(got 0.0015\)",
+            ),
+        }.items()
+    },
+    "trace_missing_column": Case(
+        {
+            "s.yaml": "extends: sunflower-metro\nfactories:\n  - name: f\n    profile: custom\n"
+            "    attach: access-0-1\n    workload:\n"
+            "      robot_sync: {process: trace, path: t.csv}\n",
+            "t.csv": "time_s,class,factory,up_bytes,compute_us\n0.001,robot_sync,f,200,50\n",
+        },
+        "t.csv",
+        "line 1",
+        r"the header lacks column\(s\) down_bytes; a trace needs time_s,class,factory,",
+    ),
+    "trace_file_missing": Case(
+        {
+            "s.yaml": "extends: sunflower-metro\nfactories:\n  - name: f\n    profile: custom\n"
+            "    attach: access-0-1\n    workload:\n"
+            "      robot_sync: {process: trace, path: nowhere.csv}\n",
+        },
+        "s.yaml",
+        "factories[0].workload.robot_sync.path",
+        r"trace file 'nowhere.csv' not found",
     ),
     "extends_loop": Case(
         {

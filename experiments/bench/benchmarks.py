@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import json
 import os
 import platform
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from millinet.envs import jsonio
 from millinet.envs.engine import DROPPED, Arrival, Engine
 from millinet.envs.scenario import Scenario, load_scenario
 from millinet.envs.simulation import nearest_slot, simulate
@@ -206,7 +206,7 @@ def write_result(result: dict, out_dir: str | Path, name: str) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path.write_text(jsonio.dumps(result, indent=2) + "\n")
     return path
 
 

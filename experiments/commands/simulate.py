@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
 from millinet.agents.specs import POLICY_HELP, chooser_for
+from millinet.envs.files import check_output_file, write_text_atomic
+from millinet.envs.jsonio import dumps
 from millinet.envs.metrics import format_table
-from millinet.envs.scenario import DEFAULT_SCENARIO, load_scenario
+from millinet.envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 from millinet.envs.simulation import simulate
-from millinet.experiments.errors import UserError
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
 
@@ -29,13 +27,9 @@ def parse_duration(text: str) -> float:
     return value / 1000 if m.group(2) == "ms" else value
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "simulate",
-        help="simulate a scenario under a policy",
-        description="Simulate a scenario and print per-class metrics and the "
-        "headline violation_rate_1ms.",
-    )
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """``--scenario``, ``--policy`` and ``--seed`` of a command that runs one scenario (simulate,
+    render); :func:`seed_of` resolves the seed."""
     p.add_argument(
         "--scenario",
         default=DEFAULT_SCENARIO,
@@ -43,47 +37,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--policy", default="nearest", help=POLICY_HELP)
     p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="workload seed (default: the scenario's `seed`, 0 unless the file sets it)",
+    )
+
+
+def seed_of(args: argparse.Namespace, scenario: Scenario) -> int:
+    """``--seed``, else the scenario file's ``seed``."""
+    return scenario.config.seed if args.seed is None else args.seed
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a scenario under a policy",
+        description="Simulate a scenario and print per-class metrics and the "
+        "headline violation_rate_1ms.",
+    )
+    add_run_arguments(p)
+    p.add_argument(
         "--duration",
         type=parse_duration,
         default=None,
         help="simulated time of arrivals, e.g. 2s or 500ms (default: scenario's)",
     )
-    p.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON to FILE")
     p.set_defaults(func=run)
 
 
-def _check_output(path: str) -> None:
-    """Fail before simulating if ``--json`` cannot be written (no folder, a folder given)."""
-    target = Path(path)
-    if target.is_dir():
-        raise UserError(f"--json {path}: is a folder; give a file name")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"--json {path}: folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"--json {path}: folder {str(folder)!r} is not writable")
-
-
-def _write_json_atomic(path: str, data: dict) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so a failure leaves no partial file."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     if args.json:
-        _check_output(args.json)
+        check_output_file(args.json, "--json")
     scenario = load_scenario(args.scenario)
+    args.seed = seed_of(args, scenario)
     choose = chooser_for(args.policy, scenario, seed=args.seed)
     duration = args.duration or scenario.config.duration_s
+    scenario.check_tasks(duration, "--duration" if args.duration else "duration_s")
     bar = tqdm(
         total=round(duration * 1000),
         unit="ms",
@@ -105,14 +96,12 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(result.metrics))
     if args.json:
-        _write_json_atomic(
-            args.json,
-            {
-                "scenario": scenario.name,
-                "policy": args.policy,
-                "seed": args.seed,
-                "duration_s": duration,
-                "metrics": result.metrics,
-            },
-        )
+        data = {
+            "scenario": scenario.name,
+            "policy": args.policy,
+            "seed": args.seed,
+            "duration_s": duration,
+            "metrics": result.metrics,
+        }
+        write_text_atomic(args.json, dumps(data, indent=2) + "\n")
     return 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -36,8 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from millinet.envs import jsonio
 from millinet.envs.config import CLASS_NAMES
 from millinet.envs.engine import DROPPED
+from millinet.envs.errors import MillinetWarning
 from millinet.envs.metrics import ONE_MS_US, PERCENTILES, class_metrics
 from millinet.envs.scenario import Scenario, load_scenario
 from millinet.envs.seeds import eval_seeds
@@ -138,6 +141,12 @@ def latency_cdfs(records: np.ndarray, warmup_s: float = 0.0) -> list[np.ndarray 
 
 
 _SCENARIOS: dict[str, Scenario] = {}
+
+
+def _quiet_worker() -> None:
+    """A worker rebuilds the scenario that the parent has built: the parent showed its
+    warnings (an imported network's repairs) already."""
+    warnings.simplefilter("ignore", MillinetWarning)
 
 
 def cached_scenario(spec: str | dict) -> Scenario:
@@ -273,7 +282,9 @@ def run_jobs(
         for job in jobs:
             yield job, fn(job)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_quiet_worker
+    ) as pool:
         futures = {pool.submit(fn, job): job for job in jobs}
         try:
             for fut in as_completed(futures):
@@ -319,6 +330,7 @@ def evaluate(
     duration = float(duration_s if duration_s is not None else built.config.duration_s)
     if not 0.0 <= warmup_s < duration:
         raise ValueError(f"warmup ({warmup_s} s) must be in [0, duration = {duration} s)")
+    built.check_tasks(duration, "duration_s" if duration_s is None else "--duration")
     jobs = [Job(scenario, p, s, duration, warmup_s) for p in policies for s in seed_list]
     start = time.perf_counter()
     results: dict[tuple[str, int], EpisodeResult] = {}
@@ -412,7 +424,7 @@ def write_outputs(
             f"{e.row['policy']}@{e.row['seed']}": round(e.cpu_s, 2) for e in ev.episodes
         },
     }
-    paths[3].write_text(json.dumps(meta, indent=2) + "\n")
+    paths[3].write_text(jsonio.dumps(meta, indent=2) + "\n")
     if plots:
         from millinet.experiments.evaluation.plots import plot_latency_cdfs, plot_violation_rates
 

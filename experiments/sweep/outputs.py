@@ -19,7 +19,6 @@ early is never preferred because of a noisy early evaluation.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from millinet.envs import jsonio
 from millinet.experiments.sweep.config import OBJECTIVE, PROTOCOL_KEYS, SweepSpec, decode_params
 
 METRIC_COLUMNS = (OBJECTIVE, "violation_rate_1ms", "violation_rate_1ms_ci95", "violation_rate")
@@ -97,7 +97,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4g}"
     if isinstance(value, (list, dict)):
-        return json.dumps(value)
+        return jsonio.dumps(value)
     return str(value)
 
 
@@ -149,7 +149,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow(
-                {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()}
+                {k: (jsonio.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()}
             )
 
 
@@ -340,7 +340,7 @@ def write_outputs(spec: SweepSpec, results) -> dict[str, Path]:
             "trial_dir": best["path"],
         }
         paths["best"] = exp / "best.json"
-        paths["best"].write_text(json.dumps(info, indent=2, default=str))
+        paths["best"].write_text(jsonio.dumps(info, indent=2, default=str))
     print(paths["summary"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
     return paths
