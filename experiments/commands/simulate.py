@@ -29,21 +29,38 @@ def parse_duration(text: str) -> float:
     return value / 1000 if m.group(2) == "ms" else value
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """``--scenario``, ``--policy`` and ``--seed`` of a command that runs one scenario (simulate,
-    render); :func:`seed_of` resolves the seed."""
+def parse_seed(text: str) -> int:
+    """An engine seed: an integer >= 0 (numpy's generators take no negative seed)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: use an integer >= 0")
+    return seed
+
+
+def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
+    """``--scenario`` and ``--seed``, which fix an episode's arrivals (simulate, render,
+    bound); :func:`seed_of` resolves the seed."""
     p.add_argument(
         "--scenario",
         default=DEFAULT_SCENARIO,
         help=f"shipped name or YAML path (default {DEFAULT_SCENARIO})",
     )
-    p.add_argument("--policy", default="nearest", help=POLICY_HELP)
     p.add_argument(
         "--seed",
-        type=int,
+        type=parse_seed,
         default=None,
         help="workload seed (default: the scenario's `seed`, 0 unless the file sets it)",
     )
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """:func:`add_scenario_arguments` and ``--policy``: a command that runs one scenario under
+    a policy (simulate, render)."""
+    add_scenario_arguments(p)
+    p.add_argument("--policy", default="nearest", help=POLICY_HELP)
 
 
 def seed_of(args: argparse.Namespace, scenario: Scenario) -> int:
@@ -69,8 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_output(path: str) -> None:
-    """Fail before simulating if ``--json`` cannot be written (no folder, a folder given)."""
+def check_json_target(path: str) -> None:
+    """Fail before any work if ``--json`` cannot be written (no folder, a folder given)."""
     target = Path(path)
     if target.is_dir():
         raise UserError(f"--json {path}: is a folder; give a file name")
@@ -81,7 +98,7 @@ def _check_output(path: str) -> None:
         raise UserError(f"--json {path}: folder {str(folder)!r} is not writable")
 
 
-def _write_json_atomic(path: str, data: dict) -> None:
+def write_json_atomic(path: str, data: dict) -> None:
     """Write ``data`` to ``path`` through a temporary file, so a failure leaves no partial file."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -96,7 +113,7 @@ def _write_json_atomic(path: str, data: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.json:
-        _check_output(args.json)
+        check_json_target(args.json)
     scenario = load_scenario(args.scenario)
     args.seed = seed_of(args, scenario)
     choose = chooser_for(args.policy, scenario, seed=args.seed)
@@ -122,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(result.metrics))
     if args.json:
-        _write_json_atomic(
+        write_json_atomic(
             args.json,
             {
                 "scenario": scenario.name,
