@@ -15,8 +15,8 @@ Two objectives:
   classes leave the problem (a policy may reject them, so they may vanish). The bound is an
   integer: the certificate rounded up (minus 1e-6 for float round-off).
 * ``weighted``: every task, weighted by its class's ``weight`` (10 / 2 / 1 by default). With
-  integer weights the bound is rounded up the same way; otherwise it is the certificate
-  minus 1e-6.
+  integer weights the violations are a multiple of the weights' gcd and the bound is rounded
+  up to one; otherwise it is the certificate minus 1e-6.
 """
 
 from __future__ import annotations
@@ -92,13 +92,14 @@ def _objective_weights(scenario: Scenario, objective: str) -> np.ndarray:
     return np.array([c.weight for c in scenario.classes])
 
 
-def _round(certificate: float, weights: np.ndarray, structural: float) -> float:
-    """The certificate as a bound on an attainable value: rounded up when every weight in play
-    is an integer (the violations are then an integer), else less ROUNDING_TOL."""
-    used = weights[weights > 0]
+def _round(certificate: float, task_weights: np.ndarray, structural: float) -> float:
+    """The certificate as a bound on an attainable value. When every task's weight is an
+    integer, the weighted violations are a multiple of g, the gcd of those weights: round up
+    to one (less ROUNDING_TOL first). Otherwise subtract ROUNDING_TOL."""
     value = certificate - ROUNDING_TOL
-    if used.size and np.all(used == np.round(used)):
-        value = float(math.ceil(value))
+    if task_weights.size and np.all(task_weights == np.round(task_weights)):
+        g = math.gcd(*{int(w) for w in task_weights})
+        value = float(g * math.ceil(value / g))
     return max(value, structural, 0.0)
 
 
@@ -120,7 +121,7 @@ def bound_objective(
     else:
         callback = None if on_round is None else (lambda _r, b, _c: on_round(b))
         lp = row_generation(table, deadline, max_rounds, callback)
-    bound = _round(lp.bound, weights, lp.structural) if table.task.size else 0.0
+    bound = _round(lp.bound, table.weight, lp.structural) if table.task.size else 0.0
     return ObjectiveBound(
         objective=objective,
         tasks=int(table.task.size),
