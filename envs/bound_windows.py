@@ -27,6 +27,7 @@ from millinet.envs.config import RESOURCES
 from millinet.envs.engine import Engine
 from millinet.envs.network import Candidate, CandidateSet
 from millinet.envs.scenario import Scenario
+from millinet.envs.workload import WorkloadEndedError
 
 EPS_US = 1e-3
 """Each window is widened by 1 ns on both sides. The engine's clock is a float64 sum of a few
@@ -72,7 +73,10 @@ def collect_episode(
     rows, masks = [], []
     next_report = 0.0
     while True:
-        arrival = engine.next_arrival()
+        try:
+            arrival = engine.next_arrival()
+        except WorkloadEndedError:  # a trace without loop ended before duration_s
+            break
         if arrival.time_s >= duration_s:
             break
         rows.append(arrival)

@@ -17,25 +17,28 @@ import numpy as np
 from millinet.envs.engine import ON_TIME, Engine
 from millinet.envs.metrics import ONE_MS_US
 from millinet.envs.scenario import Scenario, load_scenario
-from millinet.envs.workload import ArrivalBatch
+from millinet.envs.workload import ArrivalBatch, WorkloadEndedError
 
 REJECT = -1
 """An out-of-range slot: the engine rejects the task (a drop). Every policy may do this."""
 
 
 class FixedArrivals:
-    """A workload that releases one fixed batch, then a lone arrival far past any duration."""
+    """A workload that releases one fixed batch and then ends (the engine raises
+    ``WorkloadEndedError`` at the next arrival, as after a trace without loop)."""
 
     def __init__(self, batch: ArrivalBatch) -> None:
         self._batch: ArrivalBatch | None = batch
 
+    @property
+    def exhausted(self) -> bool:
+        return self._batch is None
+
     def next_batch(self) -> ArrivalBatch:
         batch, self._batch = self._batch, None
-        if batch is not None:
-            return batch
-        one = np.ones(1)
-        never = np.zeros(1, dtype=np.int64)
-        return ArrivalBatch(one * 1e9, never, never, one, one, one)
+        if batch is None:
+            raise AssertionError("the engine asked an ended workload for more tasks")
+        return batch
 
 
 def with_arrivals(scenario: Scenario, batch: ArrivalBatch) -> Scenario:
@@ -124,6 +127,21 @@ def tiny_instance(seed: int, n_tasks: int = 4) -> Scenario:
     return with_arrivals(scenario, batch)
 
 
+def _admitted(engine: Engine, duration_s: float, *slots: int) -> list[int]:
+    """Dispatch the arrivals before ``duration_s`` in order, the i-th to ``slots[i]`` (the
+    last slot repeats), as ``simulate`` admits them; returns their task ids."""
+    ids = []
+    while True:
+        try:
+            arrival = engine.next_arrival()
+        except WorkloadEndedError:
+            return ids
+        if arrival.time_s >= duration_s:
+            return ids
+        engine.dispatch(arrival, slots[min(len(ids), len(slots) - 1)])
+        ids.append(arrival.task_id)
+
+
 def exhaustive_optimum(scenario: Scenario, duration_s: float = 1.0) -> tuple[int, float]:
     """The fewest 1 ms violations and the least weighted violations over every assignment.
 
@@ -132,19 +150,13 @@ def exhaustive_optimum(scenario: Scenario, duration_s: float = 1.0) -> tuple[int
     from different assignments (each objective is bounded on its own).
     """
     engine = Engine(scenario, 0)
-    n = 0
-    arrival = engine.next_arrival()
-    while arrival.time_s < duration_s:
-        engine.dispatch(arrival, REJECT)
-        n += 1
-        arrival = engine.next_arrival()
+    n = len(_admitted(engine, duration_s, REJECT))
     weight = np.array([c.weight for c in scenario.classes])
     tight = np.array([c.deadline_us <= ONE_MS_US for c in scenario.classes])
     best_1ms, best_weighted = n, float("inf")
     for assignment in itertools.product(range(REJECT, scenario.network.K), repeat=n):
         engine.reset(0)
-        for slot in assignment:
-            engine.dispatch(engine.next_arrival(), slot)
+        _admitted(engine, duration_s, *assignment)
         engine.drain()
         records = engine.record_array()
         violated = records["status"] != ON_TIME

@@ -166,12 +166,13 @@ def _one_site_city(site_km: float, servers: int) -> dict:
 def test_too_distant_site_forces_every_1ms_task(tmp_path):
     """110 km of SMF one way is 539 µs, so the round trip alone is over 1 ms: by hand, every
     robot_sync task is a violation and nothing else has to be (the AGV deadline is 10 ms)."""
-    city = _one_site_city(110.0, servers=8)
+    city = {**_one_site_city(110.0, servers=8), "seed": 5}  # the default of --seed
     path = tmp_path / "far.yaml"
     path.write_text(json.dumps(city))  # JSON is YAML
     out = tmp_path / "bound.json"
     assert main(["bound", "--scenario", str(path), "--duration", "20ms", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
+    assert data["seed"] == 5
     robot = 3 * 20  # three 1 ms streams over 20 ms
     assert data["bounds"][ONE_MS]["tasks"] == robot
     assert data["bounds"][ONE_MS]["lower_bound"] == robot == data["bounds"][ONE_MS]["structural"]
