@@ -270,3 +270,19 @@ def test_api_refuses_bad_arguments():
         lower_bound("sunflower-metro", -3, 0.001)
     with pytest.raises(ValueError, match="duration"):
         lower_bound("sunflower-metro", 0, 0.0)
+
+
+def test_episode_without_1ms_tasks(tmp_path, capsys):
+    """An AGV-only city: the 1 ms objective has no task (share null in strict JSON) and the
+    weighted one still runs."""
+    city = _one_site_city(5.0, servers=4)
+    city["factories"][0]["workload"] = {"agv_dispatch": {"process": "poisson", "rate_per_s": 500}}
+    path = tmp_path / "agv.yaml"
+    path.write_text(json.dumps(city))
+    out = tmp_path / "b.json"
+    assert main(["bound", "--scenario", str(path), "--duration", "10ms", "--json", str(out)]) == 0
+    data = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    one_ms, weighted = data["bounds"][ONE_MS], data["bounds"][WEIGHTED]
+    assert one_ms["tasks"] == 0 and one_ms["share"] is None and one_ms["status"] == "no tasks"
+    assert weighted["tasks"] == data["arrivals"] > 0 and weighted["lower_bound"] == 0
+    assert "violations_1ms" in capsys.readouterr().out
