@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from millinet.envs.config import RESOURCES
-from millinet.envs.engine import Engine
+from millinet.envs.engine import Arrival, Engine
 from millinet.envs.network import Candidate, CandidateSet
 from millinet.envs.scenario import Scenario
 from millinet.envs.workload import WorkloadEndedError
@@ -85,12 +85,8 @@ def collect_episode(
         if progress is not None and arrival.time_s >= next_report:
             progress(arrival.time_s)
             next_report += 0.01
-    K = scenario.network.K
-    if not rows:
-        empty = np.zeros(0)
-        return Episode(empty, empty.astype(int), empty.astype(int), empty, empty, empty,
-                       np.zeros((0, K), dtype=bool))  # fmt: skip
-    cols = list(zip(*rows))
+    n, K = len(rows), scenario.network.K
+    cols = list(zip(*rows)) if rows else [()] * len(Arrival._fields)
     return Episode(
         time_s=np.array(cols[1], dtype=float),
         cls=np.array(cols[2], dtype=np.int64),
@@ -98,7 +94,7 @@ def collect_episode(
         up_bytes=np.array(cols[4], dtype=float),
         down_bytes=np.array(cols[5], dtype=float),
         work_s=np.array(cols[6], dtype=float),
-        mask=np.array(masks, dtype=bool).reshape(len(rows), K),
+        mask=np.array(masks, dtype=bool).reshape(n, K),
     )
 
 
@@ -128,14 +124,13 @@ class WindowTable:
 
     ``task`` indexes the episode's tasks that enter the objective (shape (n_tasks,)), with
     ``weight`` their violation weight; variable j is task ``var_task[j]`` (an index into
-    ``task``) on slot ``var_slot[j]``, whose pool serves ``var_compute[j]`` (servers x speed).
+    ``task``) on a candidate whose pool serves ``var_compute[j]`` (servers x speed).
     ``resources`` lists only resources with at least one window.
     """
 
     task: np.ndarray
     weight: np.ndarray
     var_task: np.ndarray
-    var_slot: np.ndarray
     var_compute: np.ndarray
     resources: list[ResourceWindows]
 
@@ -161,7 +156,6 @@ class _WindowBuilder:
         self.task = task
         self.deadline_us = np.array([c.deadline_us for c in scenario.classes])
         self.var_task: list[np.ndarray] = []
-        self.var_slot: list[np.ndarray] = []
         self.var_compute: list[np.ndarray] = []
         self.pieces: dict[int, list[tuple[np.ndarray, ...]]] = {}  # resource key -> pieces
         self.n_vars = 0
@@ -196,7 +190,6 @@ class _WindowBuilder:
             var = self.n_vars + np.arange(sel.size)
             self.n_vars += sel.size
             self.var_task.append(members[sel])
-            self.var_slot.append(np.full(sel.size, k, dtype=np.int64))
             self.var_compute.append(np.full(sel.size, cand.servers * cand.speed))
             earliest = t0[sel]  # earliest start of the current stage
             for r, w, d in stages:
@@ -250,7 +243,6 @@ def build_windows(scenario: Scenario, episode: Episode, class_weight: np.ndarray
         task=task,
         weight=class_weight[episode.cls[task]].astype(float),
         var_task=joined(builder.var_task, np.int64),
-        var_slot=joined(builder.var_slot, np.int64),
         var_compute=joined(builder.var_compute, float),
         resources=builder.resources(scenario),
     )

@@ -181,6 +181,18 @@ def test_too_distant_site_forces_every_1ms_task(tmp_path):
     assert data["arrivals"] == data["bounds"][WEIGHTED]["tasks"] > robot
 
 
+def test_failed_site_forces_the_tasks_that_arrive_while_it_is_down():
+    """The only site is down for the first 10 ms: by hand, the 3 x 10 robot tasks released
+    then are rejected whatever the policy does (the mask at their arrival), the rest can make
+    it (5 km away, 8 servers)."""
+    city = _one_site_city(5.0, servers=8)
+    del city["factories"][0]["workload"]["agv_dispatch"]
+    city["faults"] = {"scheduled": [{"element": "dc", "down_at_s": 0.0, "up_at_s": 0.01}]}
+    b_1ms, b_weighted = _bounds(load_scenario(city), duration_s=0.02)
+    assert b_1ms.tasks == 60 and b_1ms.lower_bound == 30 == b_1ms.structural
+    assert b_weighted.lower_bound == 300
+
+
 def test_overloaded_pool_matches_hand_count():
     """12 robot tasks at t = 0, 100 µs of work each, one server 20 km away.
 
