@@ -179,6 +179,9 @@ def test_too_distant_site_forces_every_1ms_task(tmp_path):
     assert data["bounds"][ONE_MS]["share"] == 1.0
     assert data["bounds"][WEIGHTED]["lower_bound"] == 10 * robot  # robot_sync weighs 10
     assert data["arrivals"] == data["bounds"][WEIGHTED]["tasks"] > robot
+    args = ["bound", "--scenario", str(path), "--duration", "20ms", "--json", str(out)]
+    assert main([*args, "--objective", WEIGHTED]) == 0
+    assert list(json.loads(out.read_text())["bounds"]) == [WEIGHTED]
 
 
 def test_failed_site_forces_the_tasks_that_arrive_while_it_is_down():
@@ -264,6 +267,14 @@ def test_bad_input_same_errors_as_simulate(args, capsys, tmp_path):
         return line.replace(f"millinet {cmd}", "millinet CMD")
 
     assert run("bound") == run("simulate")
+
+
+@pytest.mark.parametrize("flag", [["--time-limit", "0"], ["--objective", "fastest"]])
+def test_bad_bound_options(flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bound", *flag])
+    assert exc.value.code == 2
+    assert f"argument {flag[0]}: invalid" in capsys.readouterr().err
 
 
 def test_bad_scenario_file_one_line(tmp_path, capsys):
