@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
+from scipy.optimize import OptimizeResult, linprog
 
 from millinet.envs.bound_cuts import interval_row, may_overload, violated_intervals
 from millinet.envs.bound_windows import WindowTable
@@ -104,8 +104,9 @@ def _certificate(
     return math.fsum(w) - best_on_time
 
 
-def _solve(table: WindowTable, cuts: sp.csr_matrix, rhs: np.ndarray, in_lp: np.ndarray,
-           deadline: float):  # fmt: skip
+def _solve(
+    table: WindowTable, cuts: sp.csr_matrix, rhs: np.ndarray, in_lp: np.ndarray, deadline: float
+) -> tuple[OptimizeResult, np.ndarray]:
     """Solve the LP over the tasks ``in_lp`` (bool, (n_tasks,)) with HiGHS.
 
     Returns scipy's result and the LP's columns (variable indices); the LP's rows are the
