@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +31,10 @@ from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 
+from millinet.agents.run_folder import RunPaths, save_checkpoint, save_named
 from millinet.agents.wrappers import find_timed
 from millinet.envs import jsonio
+from millinet.envs.errors import MillinetError
 from millinet.envs.features import CLASS_NAMES
 
 HPARAM_METRICS = (
@@ -142,37 +143,35 @@ class ValidationEvalCallback(MaskableEvalCallback):
             }
 
 
-class SaveBestExtrasCallback(BaseCallback):
-    """Called by the eval callback on a new best model: saves ``vecnormalize.pkl`` and
-    ``best.json`` (timesteps, mean reward, validation metrics) next to ``best_model.zip``."""
+class SaveBestCallback(BaseCallback):
+    """Called by the eval callback on a new best model: writes ``best/`` whole
+    (``best_model.zip``, ``vecnormalize.pkl`` and ``best.json``: timesteps, mean reward,
+    validation metrics) through ``run_folder.save_named``, so the model and its statistics
+    always match. (The eval callback itself saves nothing: ``best_model_save_path=None``.)"""
 
-    def __init__(self, best_dir: Path) -> None:
+    def __init__(self, paths: RunPaths) -> None:
         super().__init__()
-        self.best_dir = Path(best_dir)
+        self.paths = paths
 
     def _on_step(self) -> bool:
-        self.best_dir.mkdir(parents=True, exist_ok=True)
-        vecnorm = self.model.get_vec_normalize_env()
-        if vecnorm is not None:
-            vecnorm.save(str(self.best_dir / "vecnormalize.pkl"))
         parent = self.parent
         info = {
             "timesteps": int(self.model.num_timesteps),
             "mean_reward": float(parent.best_mean_reward),
             "validation": getattr(parent, "last_metrics", {}),
         }
-        (self.best_dir / "best.json").write_text(jsonio.dumps(info, indent=2))
+        save_named(self.model, self.paths, "best", {"best.json": jsonio.dumps(info, indent=2)})
         return True
 
 
 class StepCheckpointCallback(BaseCallback):
-    """Saves ``model_<steps>_steps.zip`` and ``vecnormalize_<steps>_steps.pkl`` into
-    ``save_dir`` each time the env-step count crosses a multiple of ``freq`` (steps stay
-    round across ``--resume``)."""
+    """Saves ``model_<steps>_steps.zip`` and ``vecnormalize_<steps>_steps.pkl`` (atomically,
+    ``run_folder.save_checkpoint``) each time the env-step count crosses a multiple of
+    ``freq`` (steps stay round across ``--resume``)."""
 
-    def __init__(self, save_dir: Path, freq: int) -> None:
+    def __init__(self, paths: RunPaths, freq: int) -> None:
         super().__init__()
-        self.save_dir = Path(save_dir)
+        self.paths = paths
         self.freq = freq
 
     def _on_training_start(self) -> None:
@@ -181,22 +180,63 @@ class StepCheckpointCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.num_timesteps // self.freq > self._last:
             self._last = self.num_timesteps // self.freq
-            save_checkpoint(self.model, self.save_dir)
+            save_checkpoint(self.model, self.paths)
         return True
 
 
-def save_checkpoint(model, save_dir: Path) -> Path:
-    """Write the model and its VecNormalize as ``<save_dir>/model_<steps>_steps.zip`` and
-    ``vecnormalize_<steps>_steps.pkl``; returns the model path."""
-    save_dir = Path(save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    steps = int(model.num_timesteps)
-    path = save_dir / f"model_{steps}_steps.zip"
-    model.save(str(path))
+class TrainingDivergedError(MillinetError):
+    """The model's weights or normalisation statistics became NaN or infinite."""
+
+
+def non_finite_parts(model) -> list[str]:
+    """Names of the model's parameters (and VecNormalize statistics) holding NaN or inf."""
+    import torch
+
+    bad = [n for n, p in model.policy.named_parameters() if not torch.isfinite(p).all()]
     vecnorm = model.get_vec_normalize_env()
-    if vecnorm is not None:
-        vecnorm.save(str(save_dir / f"vecnormalize_{steps}_steps.pkl"))
-    return path
+    rms = vars(vecnorm).get("obs_rms") if vecnorm is not None else None
+    if rms is not None and not (np.isfinite(rms.mean).all() and np.isfinite(rms.var).all()):
+        bad.append("VecNormalize observation statistics")
+    return bad
+
+
+class FiniteCheckCallback(BaseCallback):
+    """After every PPO update (at the start of the next rollout) checks that the weights and
+    normalisation statistics are finite; stops training with :class:`TrainingDivergedError`
+    otherwise, before a NaN model acts, is evaluated or saved."""
+
+    def _on_rollout_start(self) -> None:
+        bad = non_finite_parts(self.model)
+        if bad:
+            raise TrainingDivergedError(diverged_message(self.model, bad))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def diverged_message(model, bad: list[str]) -> str:
+    """One line: where training diverged and what to do."""
+    return (
+        f"training diverged at step {model.num_timesteps:,}: non-finite values in "
+        f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; nothing non-finite was saved "
+        "(the newest checkpoint is the last finite model). Lower ppo.learning_rate or "
+        "ppo.max_grad_norm, and resume from it or start again"
+    )
+
+
+class ClockCallback(BaseCallback):
+    """Calls ``record()`` at the end of every rollout (the trainer writes ``clock.json``, so
+    the wall time trained survives a kill)."""
+
+    def __init__(self, record) -> None:
+        super().__init__()
+        self.record = record
+
+    def _on_rollout_end(self) -> None:
+        self.record()
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class HParamsCallback(BaseCallback):

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import platform
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from millinet.agents.run_folder import Checkpoint, load_checkpoint
 from millinet.envs import jsonio
 from millinet.envs.errors import MillinetError
 from millinet.envs.features import CLASS_NAMES, SITE_TIERS, observation_size
+from millinet.envs.files import check_output_dir, new_sibling_dir, output_dir, replace_dir
+from millinet.envs.scenario import load_scenario
 from millinet.scheduler import manifest as fmt
 
 DEFAULT_OPSET = 17
@@ -131,22 +133,55 @@ def export_policy(
     checkpoint: str = "best",
     opset: int = DEFAULT_OPSET,
 ) -> dict:
-    """Export ``run_dir``'s ``checkpoint`` into ``out_dir``; returns the manifest written."""
-    import onnx
+    """Export ``run_dir``'s ``checkpoint`` into ``out_dir``; returns the manifest written.
 
+    ``out_dir`` is checked first (a new folder, or one holding only an earlier export, which is
+    replaced); the export is built in a temporary sibling folder and put in place complete,
+    so a failure or a kill leaves no half-written export, no ``.tmp`` file and no empty
+    folder."""
     if opset < fmt.MIN_OPSET:
         raise ExportError(f"opset must be >= {fmt.MIN_OPSET}, got {opset}")
+    out = check_output_dir(out_dir, "--out", only=(fmt.MODEL_FILE, fmt.MANIFEST_FILE))
     run = load_checkpoint(run_dir, checkpoint)
     if run.config.algo != "maskppo":
         raise ExportError(
             f"{run.run_dir}: only MaskablePPO runs export (config algo: {run.config.algo})"
         )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_finite(run)
+    with output_dir(out.parent):  # missing parents; removed again if the export fails
+        tmp = new_sibling_dir(out)
+        try:
+            manifest = _write_export(run, checkpoint, opset, tmp)
+            replace_dir(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def check_finite(run: Checkpoint) -> None:
+    """Refuse a checkpoint whose weights or normalisation statistics are not finite (a run
+    that diverged): its graph would answer NaN."""
+    bad = [n for n, p in run.model.policy.named_parameters() if not torch.isfinite(p).all()]
+    if run.norm_obs:
+        rms = run.vecnormalize.obs_rms
+        if not (np.isfinite(rms.mean).all() and np.isfinite(rms.var).all()):
+            bad.append("VecNormalize observation statistics")
+    if bad:
+        raise ExportError(
+            f"{run.model_path}: non-finite values in {', '.join(bad[:3])}: the run diverged; "
+            "export an earlier checkpoint (--checkpoint <steps>)"
+        )
+
+
+def _write_export(run: Checkpoint, checkpoint: str, opset: int, out: Path) -> dict:
+    """Write ``policy.onnx`` (checked against the torch policy) and ``manifest.json`` into the
+    folder ``out``; returns the manifest."""
+    import onnx
+
     graph = ExportGraph(run).eval()
     d = observation_size(run.K)
     example = (torch.zeros(1, d, dtype=torch.float32), torch.ones(1, run.K, dtype=torch.bool))
-    tmp_model = out / (fmt.MODEL_FILE + ".tmp")
+    model_path = out / fmt.MODEL_FILE
     # The TorchScript exporter (dynamo=False): exact for this static MLP graph, no graph breaks,
     # and it honours opset 17; torch warns that it is legacy, which is not news here.
     with torch.no_grad(), warnings.catch_warnings():
@@ -154,24 +189,23 @@ def export_policy(
         torch.onnx.export(
             graph,
             example,
-            str(tmp_model),
+            str(model_path),
             input_names=list(fmt.INPUTS),
             output_names=list(fmt.OUTPUTS),
             dynamic_axes={name: {0: "batch"} for name in (*fmt.INPUTS, *fmt.OUTPUTS)},
             opset_version=opset,
             dynamo=False,
         )
-    model_proto = onnx.load(str(tmp_model))
+    model_proto = onnx.load(str(model_path))
     onnx.checker.check_model(model_proto, full_check=True)
     model_proto.doc_string = (
         f"millinet policy: run {run.run_dir.name}, checkpoint {checkpoint}. Inputs: raw "
         "featuriser observation (VecNormalize folded in) and feasibility mask. Outputs: masked "
         "argmax action, raw logits, masked probabilities."
     )
-    onnx.save(model_proto, str(tmp_model))
-    check = _self_check(run, tmp_model)
-    os.replace(tmp_model, out / fmt.MODEL_FILE)
-    sha = fmt.sha256_file(out / fmt.MODEL_FILE)
+    onnx.save(model_proto, str(model_path))
+    check = _self_check(run, model_path)
+    sha = fmt.sha256_file(model_path)
 
     vn = run.vecnormalize
     if run.norm_obs:
@@ -226,11 +260,11 @@ def export_policy(
             "versions": _versions(),
         },
         "training_config": _jsonable(run.config.model_dump()),
+        # what the policy's observations meant in training (README, Telemetry)
+        "telemetry": _jsonable(load_scenario(run.config.scenario).config.telemetry.model_dump()),
         "metrics": _jsonable(run.metrics),
     }
-    tmp_manifest = out / (fmt.MANIFEST_FILE + ".tmp")
-    tmp_manifest.write_text(jsonio.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp_manifest, out / fmt.MANIFEST_FILE)
+    (out / fmt.MANIFEST_FILE).write_text(jsonio.dumps(manifest, indent=2) + "\n")  # no NaN
     return manifest
 
 

@@ -5,7 +5,14 @@ Before the first PPO update the trainer
 
 1. runs the teacher for ``pretrain.steps`` decisions in the *training* env stack (so
    VecNormalize's observation and return statistics are those PPO will continue from);
-2. fits the actor to the teacher's actions (cross-entropy on the masked logits) and the critic
+2. with ``pretrain.privileged``, the teacher decides from the oracle view of each state
+   (``PlacementEnv.oracle_observation``: exact measurements now) while the student is fitted to
+   the observation the scenario's telemetry gives: the student learns what full information
+   would do from what the reports show (a privileged teacher);
+3. with ``pretrain.dagger_rounds``, the fitted student then acts for ``pretrain.dagger_steps``
+   decisions per round, the teacher labels the states the *student* visits, and the student is
+   refitted on everything collected so far (DAgger, Ross et al. 2011);
+4. fits the actor to the teacher's actions (cross-entropy on the masked logits) and the critic
    to the discounted, normalised returns of those episodes (Monte Carlo targets), for
    ``pretrain.epochs`` epochs.
 
@@ -25,9 +32,13 @@ from millinet.agents.heuristics import make_heuristic
 from millinet.agents.train_config import TrainConfig
 
 
-def collect(venv, teacher, steps: int, gamma: float) -> dict[str, Any]:
-    """Run ``teacher`` in ``venv`` for about ``steps`` env steps; raw observations, masks,
-    actions, normalised Monte-Carlo returns and the teacher's episode metrics."""
+def collect(venv, teacher, steps: int, gamma: float, privileged: bool = False, student=None):
+    """Run ``venv`` for about ``steps`` env steps; raw observations, masks, the teacher's
+    actions, normalised Monte-Carlo returns and the episode metrics.
+
+    The teacher reads the oracle view if ``privileged`` (else the observation). Actions are the
+    teacher's, or, if ``student`` (an SB3 model) is given, the student's (deterministic): then
+    the teacher only labels the states the student visits (DAgger)."""
     from stable_baselines3.common.vec_env import VecNormalize
 
     n = venv.num_envs
@@ -36,14 +47,20 @@ def collect(venv, teacher, steps: int, gamma: float) -> dict[str, Any]:
     raw, masks, actions, rewards, dones = [], [], [], [], []
     episodes = []
     for _ in range(iters):
+        normalised = obs
         if isinstance(venv, VecNormalize):
             obs = venv.get_original_obs()
         mask = np.stack(venv.env_method("action_masks"))
-        act = np.array([teacher.act(obs[i], mask[i]) for i in range(n)])
+        seen = np.stack(venv.env_method("oracle_observation")) if privileged else obs
+        label = np.array([teacher.act(seen[i], mask[i]) for i in range(n)])
+        if student is None:
+            act = label
+        else:
+            act, _ = student.predict(normalised, action_masks=mask, deterministic=True)
         next_obs, rew, done, infos = venv.step(act)
         raw.append(np.array(obs, dtype=np.float32))
         masks.append(mask)
-        actions.append(act)
+        actions.append(label)
         rewards.append(rew)
         dones.append(done)
         obs = next_obs
@@ -63,15 +80,12 @@ def collect(venv, teacher, steps: int, gamma: float) -> dict[str, Any]:
     }
 
 
-def behaviour_clone(model, cfg: TrainConfig, logger=None) -> dict[str, float]:
-    """Warm-start ``model`` (SB3 PPO / MaskablePPO with its training env) by imitating
-    ``cfg.pretrain.teacher``; returns summary statistics (also logged as ``pretrain/*``)."""
+def _fit(model, cfg: TrainConfig, data: dict[str, Any]) -> tuple[float, float]:
+    """Fit ``model``'s actor to ``data``'s actions and its critic to the returns for
+    ``pretrain.epochs`` epochs; returns (imitation accuracy, critic MSE) after fitting."""
     from millinet.agents.inference import actor_logits
 
     pc = cfg.pretrain
-    t0 = time.perf_counter()
-    venv = model.get_env()
-    data = collect(venv, make_heuristic(pc.teacher), pc.steps, cfg.ppo.gamma)
     vecnorm = model.get_vec_normalize_env()
     obs = data["raw"] if vecnorm is None else vecnorm.normalize_obs(data["raw"])
     obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
@@ -106,18 +120,51 @@ def behaviour_clone(model, cfg: TrainConfig, logger=None) -> dict[str, float]:
             logits = logits.masked_fill(~masks_t, -1e8)
         acc = float((logits.argmax(dim=1) == act_t).float().mean())
         vloss = float(torch.nn.functional.mse_loss(policy.predict_values(obs_t).squeeze(-1), ret_t))
-    v1 = [e["violation_rate_1ms"] for e in data["episodes"]]
-    stats = {
+    return acc, vloss
+
+
+def _violation_rate(episodes: list[dict]) -> float:
+    v1 = [e["violation_rate_1ms"] for e in episodes]
+    return float(np.nanmean(v1)) if v1 else float("nan")
+
+
+def behaviour_clone(model, cfg: TrainConfig, logger=None) -> dict[str, Any]:
+    """Warm-start ``model`` (SB3 PPO / MaskablePPO with its training env) by imitating
+    ``cfg.pretrain.teacher`` (privileged and with DAgger rounds if configured); returns summary
+    statistics (also logged as ``pretrain/*``)."""
+    pc = cfg.pretrain
+    t0 = time.perf_counter()
+    venv = model.get_env()
+    teacher = make_heuristic(pc.teacher)
+    data = collect(venv, teacher, pc.steps, cfg.ppo.gamma, privileged=pc.privileged)
+    teacher_rate = _violation_rate(data["episodes"])
+    acc, vloss = _fit(model, cfg, data)
+    student_rates = []
+    for _ in range(pc.dagger_rounds):
+        more = collect(
+            venv, teacher, pc.dagger_steps, cfg.ppo.gamma, privileged=pc.privileged, student=model
+        )
+        student_rates.append(_violation_rate(more["episodes"]))
+        data = {
+            key: np.concatenate((data[key], more[key]))
+            for key in ("raw", "masks", "actions", "returns")
+        }
+        acc, vloss = _fit(model, cfg, data)
+    stats: dict[str, Any] = {
         "teacher": pc.teacher,
-        "samples": int(n),
+        "privileged": pc.privileged,
+        "samples": int(len(data["actions"])),
         "accuracy": acc,
         "value_mse": vloss,
-        "teacher_violation_rate_1ms": float(np.nanmean(v1)) if v1 else float("nan"),
+        "teacher_violation_rate_1ms": teacher_rate,
+        "dagger_student_violation_rate_1ms": student_rates,
         "wall_s": time.perf_counter() - t0,
     }
     if logger is not None:
         for key in ("accuracy", "value_mse", "teacher_violation_rate_1ms", "wall_s"):
             logger.record(f"pretrain/{key}", stats[key])
+        for r, rate in enumerate(student_rates):
+            logger.record(f"pretrain/dagger_round_{r + 1}_violation_rate_1ms", rate)
         logger.dump(0)
     # PPO's first learn() must start from a fresh reset, not mid-episode teacher states.
     model._last_obs = None

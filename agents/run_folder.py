@@ -10,16 +10,30 @@ A run lives in ``<runs_dir>/<run-name>/`` (name: :func:`run_name`)::
     pretrained/model.zip, pretrained/vecnormalize.pkl            behaviour-cloned start (optional)
     metrics.json                     held-out metrics of the last and the best model
 
+    clock.json                       wall time trained so far (survives Ctrl-C and kills)
+    train.lock                       while a process trains into the folder: its PID
+
 A *checkpoint name* is ``best``, ``last``, ``pretrained`` or a step count (``"20480"``).
 :func:`load_checkpoint` loads any of them, with its normalisation statistics, for every reader:
 evaluation and simulation (``millinet.agents.inference``), export, the service benchmark and
 resume. Every problem is a :class:`~millinet.agents.errors.CheckpointError` naming the file.
+
+Writing is atomic (:mod:`millinet.envs.files`): a periodic checkpoint writes its VecNormalize
+file and then its model file, each through a temporary file and a rename, so a model file
+that exists belongs to a complete pair; ``best/``, ``final/`` and ``pretrained/`` are built
+in a temporary folder and swapped in whole (model and statistics always together). A kill at
+any moment leaves at most a temporary ``.*.tmp`` leftover, which resume removes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import pickle
+import shutil
+import socket
+import sys
 import time
 import zipfile
 from dataclasses import dataclass
@@ -33,10 +47,26 @@ from millinet.agents.errors import CheckpointError, CheckpointNotFoundError
 from millinet.agents.train_config import TrainConfig, validate_train_config
 from millinet.envs.errors import ConfigError
 from millinet.envs.features import observation_size
+from millinet.envs.files import (
+    atomic_write,
+    existing_dir,
+    is_temporary,
+    label_of,
+    new_sibling_dir,
+    previous_dir,
+    replace_dir,
+    write_text_atomic,
+)
 from millinet.envs.validation import read_yaml
 
 CHECKPOINTS = ("best", "last", "pretrained")
 """Named checkpoints of a run; a step count names a periodic one."""
+NAMED_FILES = {
+    "best": ("best", "best_model.zip"),
+    "last": ("final", "model.zip"),
+    "pretrained": ("pretrained", "model.zip"),  # the behaviour-cloned start (pretrain.teacher)
+}
+"""Named checkpoint -> (folder, model file); each folder also holds ``vecnormalize.pkl``."""
 
 
 def is_checkpoint_name(checkpoint: str) -> bool:
@@ -88,28 +118,54 @@ class RunPaths:
     def metrics(self) -> Path:
         return self.root / "metrics.json"
 
+    @property
+    def clock(self) -> Path:
+        return self.root / "clock.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "train.lock"
+
     def model(self, checkpoint: str) -> tuple[Path, Path]:
-        """(model zip, vecnormalize pkl) of ``best``, ``last``, ``pretrained`` or a step count."""
-        if checkpoint == "best":
-            return self.best_dir / "best_model.zip", self.best_dir / "vecnormalize.pkl"
-        if checkpoint == "last":
-            return self.final_dir / "model.zip", self.final_dir / "vecnormalize.pkl"
-        if checkpoint == "pretrained":  # the behaviour-cloned start (pretrain.teacher only)
-            return self.pretrained_dir / "model.zip", self.pretrained_dir / "vecnormalize.pkl"
+        """(model zip, vecnormalize pkl) of ``best``, ``last``, ``pretrained`` or a step count.
+
+        For the named folders this is where the files are *read*: the previous complete
+        folder when a swap was killed half-way (``millinet.envs.files.existing_dir``)."""
+        if checkpoint in NAMED_FILES:
+            folder, model_file = NAMED_FILES[checkpoint]
+            where = existing_dir(self.root / folder)
+            return where / model_file, where / "vecnormalize.pkl"
         steps = int(checkpoint)
         return (
             self.checkpoints / f"model_{steps}_steps.zip",
             self.checkpoints / f"vecnormalize_{steps}_steps.pkl",
         )
 
+    def checkpoint_steps(self) -> list[int]:
+        """Step counts of the periodic checkpoints (their model files), newest first."""
+        steps = []
+        for p in self.checkpoints.glob("model_*_steps.zip"):
+            middle = p.name.removeprefix("model_").removesuffix("_steps.zip")
+            if middle.isdigit():
+                steps.append(int(middle))
+        return sorted(steps, reverse=True)
+
     def latest_checkpoint(self) -> int | None:
         """Step count of the newest periodic checkpoint, or None."""
-        steps = [
-            int(p.stem.split("_")[1])
-            for p in self.checkpoints.glob("model_*_steps.zip")
-            if p.stem.split("_")[1].isdigit()
+        steps = self.checkpoint_steps()
+        return steps[0] if steps else None
+
+    def leftovers(self) -> list[Path]:
+        """What writes that were killed left: temporary files and folders (``.*.tmp``) and
+        the previous ``<folder>.old`` of a folder swap that had completed."""
+        places = (self.root, self.checkpoints)
+        temporary = [p for d in places if d.is_dir() for p in d.iterdir() if is_temporary(p)]
+        swapped = [
+            previous_dir(self.root / folder)
+            for folder, _ in NAMED_FILES.values()
+            if (self.root / folder).is_dir() and previous_dir(self.root / folder).is_dir()
         ]
-        return max(steps) if steps else None
+        return sorted(temporary + swapped)
 
     def is_run(self) -> bool:
         """Whether the folder looks like a run: a config and some model."""
@@ -117,8 +173,9 @@ class RunPaths:
 
 
 def scenario_label(cfg: TrainConfig) -> str:
-    """Short scenario name for run names: the shipped name or the YAML file's stem."""
-    return Path(cfg.scenario).stem if cfg.scenario.endswith((".yaml", ".yml")) else cfg.scenario
+    """Short scenario name for run names: the shipped name or the file's name without its
+    folders and ``.yaml`` (``millinet.envs.files.label_of``: never a path)."""
+    return label_of(cfg.scenario)
 
 
 def run_name(cfg: TrainConfig, when: float | None = None) -> str:
@@ -130,14 +187,17 @@ def run_name(cfg: TrainConfig, when: float | None = None) -> str:
 
 
 def dump_run_config(cfg: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML (readable by :func:`read_run_config`)."""
-    Path(path).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    """Write the resolved config as YAML (readable by :func:`read_run_config`), atomically."""
+    write_text_atomic(path, yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
     """The resolved config of a run folder."""
-    path = RunPaths(Path(run_dir)).config
-    if not path.is_file():
+    root = Path(run_dir)
+    if root.exists() and not root.is_dir():
+        raise CheckpointNotFoundError(f"{root}: is a file, not a run folder")
+    path = RunPaths(root).config
+    if not path.exists():
         raise CheckpointNotFoundError(f"{path}: missing (is {run_dir} a millinet run folder?)")
     return validate_train_config(read_yaml(path), str(path))
 
@@ -151,6 +211,136 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_clock(run_dir: str | Path) -> dict[str, float]:
+    """``{"wall_s", "env_s"}`` trained so far: ``clock.json`` (written during training), else
+    ``metrics.json`` of a run written before it existed, else zeros."""
+    paths = RunPaths(Path(run_dir))
+    for path in (paths.clock, paths.metrics):
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+                return {k: float(data.get(k) or 0.0) for k in ("wall_s", "env_s")}
+            except (OSError, ValueError, AttributeError) as exc:
+                raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    return {"wall_s": 0.0, "env_s": 0.0}
+
+
+def write_clock(run_dir: str | Path, wall_s: float, env_s: float, timesteps: int) -> None:
+    """Record the wall time trained so far (atomically, cheap enough for every rollout)."""
+    data = {"wall_s": wall_s, "env_s": env_s, "timesteps": timesteps}
+    write_text_atomic(RunPaths(Path(run_dir)).clock, json.dumps(data) + "\n")
+
+
+# --------------------------------------------------------------------------- saving
+def save_checkpoint(model, paths: RunPaths) -> Path:
+    """The periodic checkpoint at the model's step count: ``vecnormalize_<steps>_steps.pkl``
+    first, then ``model_<steps>_steps.zip``, each written atomically; returns the model path."""
+    model_path, norm_path = paths.model(str(int(model.num_timesteps)))
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    vecnorm = model.get_vec_normalize_env()
+    if vecnorm is not None:
+        atomic_write(norm_path, vecnorm.save)
+    atomic_write(model_path, model.save)
+    return model_path
+
+
+def save_named(model, paths: RunPaths, checkpoint: str, extra: dict[str, str] | None = None):
+    """Write the named checkpoint ``best``, ``last`` or ``pretrained``: the model, its
+    VecNormalize and ``extra`` text files (name -> content) built in a temporary folder,
+    then swapped in whole."""
+    folder_name, model_file = NAMED_FILES[checkpoint]
+    target = paths.root / folder_name
+    tmp = new_sibling_dir(target)
+    try:
+        model.save(tmp / model_file)
+        vecnorm = model.get_vec_normalize_env()
+        if vecnorm is not None:
+            vecnorm.save(tmp / "vecnormalize.pkl")
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text)
+        replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the lock
+class RunLockedError(CheckpointError):
+    """Another process is training into the run folder."""
+
+
+class RunLock:
+    """``train.lock``: one training process per run folder.
+
+    The holder keeps an exclusive ``flock`` on the file for as long as it trains and writes
+    its PID, host and start time into it. The operating system drops the ``flock`` when the
+    holder dies, however it dies (Ctrl-C, SIGKILL, a crash), so a lock file nobody holds is
+    stale by definition: the next process takes it over and says whose it was.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, root: str | Path) -> RunLock:
+        """Take the lock of the run folder ``root`` or raise :class:`RunLockedError` naming
+        the process that holds it."""
+        import fcntl
+
+        path = RunPaths(Path(root)).lock
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _describe_holder(path)
+                os.close(fd)
+                raise RunLockedError(
+                    f"{root}: another process is training into this run folder ({holder}); "
+                    f"wait for it or stop it (lock file {path})"
+                ) from None
+            try:  # the file we locked may have been removed by a holder that just finished
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        stale = _describe_holder(path, stale=True)
+        if stale:
+            print(f"{root}: took over a stale lock ({stale})", file=sys.stderr)
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)[:300],
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (idempotent)."""
+        if self._fd < 0:
+            return
+        self.path.unlink(missing_ok=True)  # before unlocking: a waiter then retries the path
+        os.close(self._fd)
+        self._fd = -1
+
+
+def _describe_holder(path: Path, stale: bool = False) -> str:
+    """Who holds (or, ``stale``, held) the lock file: ``PID 123 on host, since ...``; empty
+    for an empty file."""
+    try:
+        info = json.loads(path.read_text() or "null")
+    except (OSError, ValueError):
+        return "" if stale else "a process whose lock file is unreadable"
+    if not isinstance(info, dict):
+        return "" if stale else "an unknown process"
+    text = f"PID {info.get('pid')} on {info.get('host')}, since {info.get('since_utc')}"
+    return f"left by {text}; that process no longer holds it" if stale else text
 
 
 def algo_class(algo: str):
@@ -236,6 +426,8 @@ def load_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> Checkpoint
     """Load a run's checkpoint (see the module docstring) and check that it acts on the
     featuriser's observation. Raises :class:`CheckpointError` naming the file."""
     root = Path(run_dir)
+    if root.exists() and not root.is_dir():
+        raise CheckpointNotFoundError(f"{root}: is a file, not a run folder")
     if not root.is_dir():
         raise CheckpointNotFoundError(f"{root}: run folder not found")
     check_checkpoint_name(checkpoint, str(root))

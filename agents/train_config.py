@@ -23,9 +23,12 @@ from millinet.envs.scenario import DEFAULT_SCENARIO
 from millinet.envs.seeds import TRAINING
 from millinet.envs.validation import StrictModel, parse_yaml_text, read_yaml, validate
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
 UnitFloat = Annotated[float, Field(ge=0, le=1)]
+Steps = Annotated[int, Field(gt=0, le=10_000_000_000)]
+"""A count of env steps (at most 1e10: years of training at the env's speed)."""
+Layer = Annotated[int, Field(gt=0, le=4096)]
+MAX_BUFFER_BYTES = 4 << 30
+"""Largest rollout (or behaviour-cloning) buffer a config may ask for (4 GiB)."""
 
 
 class NormalizeConfig(StrictModel):
@@ -34,8 +37,8 @@ class NormalizeConfig(StrictModel):
     enabled: bool = True
     norm_obs: bool = True
     norm_reward: bool = True
-    clip_obs: PositiveFloat = 10.0
-    clip_reward: PositiveFloat = 10.0
+    clip_obs: Annotated[float, Field(gt=0, le=1e6)] = 10.0
+    clip_reward: Annotated[float, Field(gt=0, le=1e6)] = 10.0
 
 
 class PolicyConfig(StrictModel):
@@ -44,8 +47,12 @@ class PolicyConfig(StrictModel):
     layers), the critic is an MLP (``vf``) over the observation."""
 
     arch: Literal["mlp", "candidate"] = "mlp"
-    pi: list[PositiveInt] = Field(default_factory=lambda: [128, 128], description="actor layers")
-    vf: list[PositiveInt] = Field(default_factory=lambda: [128, 128], description="critic layers")
+    pi: list[Layer] = Field(
+        default_factory=lambda: [128, 128], max_length=16, description="actor layers"
+    )
+    vf: list[Layer] = Field(
+        default_factory=lambda: [128, 128], max_length=16, description="critic layers"
+    )
     activation_fn: Literal["tanh", "relu"] = "tanh"
     ortho_init: bool = True
 
@@ -53,25 +60,25 @@ class PolicyConfig(StrictModel):
 class PPOConfig(StrictModel):
     """PPO hyperparameters (names as in SB3). ``n_steps`` is per env."""
 
-    learning_rate: PositiveFloat = 3e-4
-    n_steps: PositiveInt = 512
-    batch_size: PositiveInt = 256
-    n_epochs: PositiveInt = 10
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 3e-4
+    n_steps: Annotated[int, Field(gt=0, le=1_000_000)] = 512
+    batch_size: Annotated[int, Field(gt=1, le=1_000_000)] = 256
+    n_epochs: Annotated[int, Field(gt=0, le=1_000)] = 10
     gamma: UnitFloat = 0.99
     gae_lambda: UnitFloat = 0.95
-    clip_range: PositiveFloat = 0.2
+    clip_range: Annotated[float, Field(gt=0, le=10)] = 0.2
     normalize_advantage: bool = True
-    ent_coef: Annotated[float, Field(ge=0)] = 0.0
-    vf_coef: Annotated[float, Field(ge=0)] = 0.5
-    max_grad_norm: PositiveFloat = 0.5
-    target_kl: PositiveFloat | None = None
+    ent_coef: Annotated[float, Field(ge=0, le=10)] = 0.0
+    vf_coef: Annotated[float, Field(ge=0, le=100)] = 0.5
+    max_grad_norm: Annotated[float, Field(gt=0, le=1e4)] = 0.5
+    target_kl: Annotated[float, Field(gt=0, le=100)] | None = None
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
 
 class EvalConfig(StrictModel):
     """Evaluation on held-out validation seeds (``millinet.envs.seeds.VALIDATION``)."""
 
-    freq: PositiveInt = Field(50_000, description="env steps (all envs together) between evals")
+    freq: Steps = Field(50_000, description="env steps (all envs together) between evals")
     episodes: Annotated[int, Field(gt=0, le=10_000)] = Field(
         5, description="validation episodes per evaluation"
     )
@@ -83,7 +90,7 @@ class EvalConfig(StrictModel):
 class CheckpointConfig(StrictModel):
     """Periodic checkpoints ``checkpoints/model_<steps>_steps.zip`` (+ VecNormalize)."""
 
-    freq: PositiveInt = Field(100_000, description="env steps (all envs together)")
+    freq: Steps = Field(100_000, description="env steps (all envs together)")
 
 
 class PretrainConfig(StrictModel):
@@ -92,11 +99,24 @@ class PretrainConfig(StrictModel):
     teacher: str | None = Field(
         None, description="heuristic to imitate before PPO (e.g. earliest-finish); null = none"
     )
-    steps: PositiveInt = Field(100_000, description="teacher decisions collected")
-    epochs: PositiveInt = 5
-    batch_size: PositiveInt = 1024
-    learning_rate: PositiveFloat = 1e-3
-    value_coef: Annotated[float, Field(ge=0)] = 0.5
+    steps: Annotated[int, Field(gt=0, le=10_000_000)] = Field(
+        100_000, description="teacher decisions collected"
+    )
+    privileged: bool = Field(
+        False,
+        description="the teacher reads the oracle view (exact measurements now) while the "
+        "student reads the scenario's reports: imitate what full information would do",
+    )
+    dagger_rounds: Annotated[int, Field(ge=0, le=20)] = Field(
+        0, description="then this many DAgger rounds: the student acts, the teacher labels"
+    )
+    dagger_steps: Annotated[int, Field(gt=0, le=10_000_000)] = Field(
+        50_000, description="decisions per DAgger round"
+    )
+    epochs: Annotated[int, Field(gt=0, le=1_000)] = 5
+    batch_size: Annotated[int, Field(gt=0, le=1_000_000)] = 1024
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-3
+    value_coef: Annotated[float, Field(ge=0, le=100)] = 0.5
 
 
 class TrainConfig(StrictModel):
@@ -110,15 +130,15 @@ class TrainConfig(StrictModel):
     )
     scenario: str = Field(DEFAULT_SCENARIO, description="shipped scenario name or YAML path")
     seed: Annotated[int, Field(ge=0, lt=TRAINING.stop)] = 0
-    total_timesteps: PositiveInt = 1_000_000
-    time_limit_s: PositiveFloat | None = Field(
+    total_timesteps: Steps = 1_000_000
+    time_limit_s: Annotated[float, Field(gt=0, le=1e8)] | None = Field(
         None,
         description="stop when the run's wall time (pretraining included) reaches this; "
         "the run is saved and evaluated as usual",
     )
-    n_envs: PositiveInt = 4
+    n_envs: Annotated[int, Field(gt=0, le=256)] = 4
     vec_env: Literal["dummy", "subproc"] = "dummy"
-    torch_threads: PositiveInt = 1
+    torch_threads: Annotated[int, Field(gt=0, le=256)] = 1
     env: EnvConfig = Field(default_factory=EnvConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
@@ -159,9 +179,54 @@ class TrainConfig(StrictModel):
 
 def validate_train_config(data: Any, source: str) -> TrainConfig:
     """Validate plain data; the first problem becomes a :class:`ConfigError`."""
-    if data is None:
-        data = {}
     return validate(TrainConfig, data, source, what="training config")
+
+
+def check_not_empty(data: Any, source: str) -> None:
+    """A training config *file* must set something: an empty one (or ``{}``) would silently
+    train every default (1,000,000 steps on the default scenario)."""
+    if data is None or data == {}:
+        raise ConfigError(
+            source,
+            "",
+            "the training config is empty; it would silently train every default "
+            "(1,000,000 steps): set at least the keys you mean, e.g. total_timesteps",
+        )
+
+
+def check_resources(cfg: TrainConfig, source: str, scenarios: dict | None = None) -> None:
+    """Refuse, before anything is allocated, a config that cannot run: its scenario does not
+    build, its env cannot run (``check_episode``), or its rollout buffer (or behaviour-cloning
+    data) would exceed :data:`MAX_BUFFER_BYTES`. ``scenarios`` caches built scenarios by name
+    across calls (a sweep checks many configs)."""
+    from millinet.envs.features import observation_size
+    from millinet.envs.placement_env import check_episode
+    from millinet.envs.scenario import load_scenario
+
+    cache = {} if scenarios is None else scenarios
+    if cfg.scenario not in cache:
+        try:
+            cache[cfg.scenario] = load_scenario(cfg.scenario)
+        except ScenarioError as exc:
+            raise ConfigError(source, "scenario", str(exc)) from None
+    scenario = cache[cfg.scenario]
+    check_episode(scenario, cfg.env, source, prefix="env.")
+    k = scenario.network.K
+    # float32 per step: observation, mask, and action/reward/value/log-prob/return/advantage/
+    # episode start (SB3's rollout buffer; MaskablePPO adds the mask)
+    row = 4 * (observation_size(k) + k + 7)
+    budgets = [("ppo.n_steps", cfg.ppo.n_steps * cfg.n_envs, "a rollout of n_steps x n_envs")]
+    if cfg.pretrain.teacher:
+        budgets.append(("pretrain.steps", cfg.pretrain.steps, "behaviour cloning of"))
+    for field, steps, what in budgets:
+        need = steps * row
+        if need > MAX_BUFFER_BYTES:
+            raise ConfigError(
+                source,
+                field,
+                f"{what} {steps:,} steps needs ~{need / 2**30:.1f} GiB of buffer (K = {k}); "
+                f"the limit is {MAX_BUFFER_BYTES / 2**30:.0f} GiB",
+            )
 
 
 def load_train_config(
@@ -175,13 +240,14 @@ def load_train_config(
     file itself."""
     path = Path(path)
     data = read_yaml(path)
+    check_not_empty(data, str(path))
     if isinstance(data, dict):
         data.update({k: v for k, v in overrides.items() if v is not None})
         for setting in settings:
             _apply_setting(data, setting, str(path))
     cfg = validate_train_config(data, str(path))
-    _check_scenario(cfg, str(path))
     _check_teacher(cfg, str(path))
+    check_resources(cfg, str(path))
     return cfg
 
 
@@ -231,13 +297,3 @@ def _check_teacher(cfg: TrainConfig, source: str) -> None:
         raise ConfigError(
             source, "pretrain.teacher", f"unknown heuristic {name!r}; known: {', '.join(known)}"
         )
-
-
-def _check_scenario(cfg: TrainConfig, source: str) -> None:
-    """Fail early, naming the config, when the scenario does not resolve."""
-    from millinet.envs.scenario import resolve_config
-
-    try:
-        resolve_config(cfg.scenario)
-    except ScenarioError as exc:
-        raise ConfigError(source, "scenario", str(exc)) from None

@@ -17,6 +17,35 @@ from millinet.envs.validation import StrictModel
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+# Practical ranges: what validates, runs. Limits on a whole scenario (streams after scaling,
+# total arrival rate, tasks per run) are checked when it is built (envs/scenario.py).
+MAX_US = 1e9
+"""Largest time in microseconds (1,000 s): beyond it a value is a unit error."""
+MAX_SECONDS = 86_400.0
+"""Longest simulated time (one day), s."""
+MAX_BYTES = 1e10
+"""Largest payload of one task (10 GB); also bounds a distribution's values."""
+MAX_KM = 20_000.0
+"""Longest fiber or coordinate (half the Earth's circumference), km."""
+MAX_GBPS = 1e9
+"""Fastest link, Gbit/s: far beyond any fiber (~1e6), so that a link can be made negligible
+(the queueing-theory tests isolate a server behind one)."""
+MAX_HOP_US = 1e6
+"""Longest per-hop forwarding delay (1 s)."""
+MAX_SERVERS = 100_000
+"""Most servers in one pool."""
+MAX_NODES = 5_000
+"""Most network nodes of a topology (a random-geometric city of 2,000 builds in ~2 s; the
+build grows quadratically)."""
+MAX_STREAMS = 100_000
+"""Most periodic streams of one source (each stream holds its own state)."""
+MAX_RATE_PER_S = 1e7
+"""Largest Poisson rate of one source, tasks/s (the default city makes ~5e4)."""
+MAX_SCALE = 1e4
+"""Largest load multiplier (``scale``, ``load_scale``, a surge ``factor``)."""
+MAX_PRIORITY = 7
+"""Lowest strict-priority level (8 levels, as IEEE 802.1p)."""
 RESOURCES = ("cpu", "gpu")
 NODE_ROLES = ("factory", "access", "aggregation", "core", *SITE_TIERS)
 
@@ -28,20 +57,26 @@ def _check_class_names(mapping: dict[str, Any]) -> None:
         raise ValueError(f"unknown task class(es) {unknown}; known: {list(CLASS_NAMES)}")
 
 
+def _check_nodes(nodes: int, formula: str) -> None:
+    """A generated topology may have at most :data:`MAX_NODES` network nodes."""
+    if nodes > MAX_NODES:
+        raise ValueError(f"{formula} = {nodes:,} network nodes; the limit is {MAX_NODES:,}")
+
+
 # --------------------------------------------------------------------------- distributions
 class ConstantDist(StrictModel):
     """Always ``value``."""
 
     dist: Literal["constant"]
-    value: NonNegativeFloat
+    value: Annotated[float, Field(ge=0, le=MAX_BYTES)]
 
 
 class UniformDist(StrictModel):
     """Uniform on [low, high]."""
 
     dist: Literal["uniform"]
-    low: NonNegativeFloat
-    high: NonNegativeFloat
+    low: Annotated[float, Field(ge=0, le=MAX_BYTES)]
+    high: Annotated[float, Field(ge=0, le=MAX_BYTES)]
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformDist:
@@ -54,15 +89,15 @@ class ExponentialDist(StrictModel):
     """Exponential with the given mean."""
 
     dist: Literal["exponential"]
-    mean: PositiveFloat
+    mean: Annotated[float, Field(gt=0, le=MAX_BYTES)]
 
 
 class LogNormalDist(StrictModel):
     """Log-normal with the given mean and coefficient of variation ``cv`` (std/mean)."""
 
     dist: Literal["lognormal"]
-    mean: PositiveFloat
-    cv: PositiveFloat
+    mean: Annotated[float, Field(gt=0, le=MAX_BYTES)]
+    cv: Annotated[float, Field(gt=0, le=100)]
 
 
 Distribution = Annotated[
@@ -74,9 +109,9 @@ Distribution = Annotated[
 class Surge(StrictModel):
     """A window in which a Poisson stream's rate is multiplied by ``factor`` (shift change)."""
 
-    start_s: NonNegativeFloat
-    end_s: PositiveFloat
-    factor: PositiveFloat
+    start_s: Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+    end_s: Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+    factor: Annotated[float, Field(gt=0, le=MAX_SCALE)]
 
     @model_validator(mode="after")
     def _ordered(self) -> Surge:
@@ -93,10 +128,10 @@ class PeriodicArrivals(StrictModel):
     """
 
     process: Literal["periodic"]
-    streams: Annotated[int, Field(ge=1)]
-    period_min_us: PositiveFloat
-    period_max_us: PositiveFloat
-    jitter_us: NonNegativeFloat = 0.0
+    streams: Annotated[int, Field(ge=1, le=MAX_STREAMS)]
+    period_min_us: Annotated[float, Field(ge=1, le=MAX_US)]
+    period_max_us: Annotated[float, Field(ge=1, le=MAX_US)]
+    jitter_us: Annotated[float, Field(ge=0, le=MAX_US)] = 0.0
 
     @model_validator(mode="after")
     def _ordered(self) -> PeriodicArrivals:
@@ -111,8 +146,8 @@ class PoissonArrivals(StrictModel):
     """A Poisson source of ``rate_per_s`` tasks per second, optionally with surges."""
 
     process: Literal["poisson"]
-    rate_per_s: PositiveFloat
-    surges: list[Surge] = Field(default_factory=list)
+    rate_per_s: Annotated[float, Field(gt=0, le=MAX_RATE_PER_S)]
+    surges: list[Surge] = Field(default_factory=list, max_length=1000)
 
 
 class TraceArrivals(StrictModel):
@@ -146,13 +181,15 @@ Arrivals = Annotated[
 class TaskClassConfig(StrictModel):
     """One task class: sizes, compute demand, deadline and scheduling weights."""
 
-    deadline_us: PositiveFloat
+    deadline_us: Annotated[float, Field(gt=0, le=MAX_US)]
     resource: Literal["cpu", "gpu"]
     up_bytes: Distribution
     down_bytes: Distribution
     compute_us: Distribution = Field(description="service time on a speed-1.0 server (us)")
-    weight: PositiveFloat = Field(1.0, description="weight of a violation in the RL reward")
-    priority: Annotated[int, Field(ge=0)] = Field(
+    weight: Annotated[float, Field(gt=0, le=1e6)] = Field(
+        1.0, description="weight of a violation in the RL reward"
+    )
+    priority: Annotated[int, Field(ge=0, le=MAX_PRIORITY)] = Field(
         0, description="strict-priority level on links (0 = highest); used only if enabled"
     )
 
@@ -160,21 +197,23 @@ class TaskClassConfig(StrictModel):
 class TaskClassOverride(StrictModel):
     """Per-scenario override of a built-in class; unset fields keep the built-in default."""
 
-    deadline_us: PositiveFloat | None = None
+    deadline_us: Annotated[float, Field(gt=0, le=MAX_US)] | None = None
     resource: Literal["cpu", "gpu"] | None = None
     up_bytes: Distribution | None = None
     down_bytes: Distribution | None = None
     compute_us: Distribution | None = None
-    weight: PositiveFloat | None = None
-    priority: Annotated[int, Field(ge=0)] | None = None
+    weight: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    priority: Annotated[int, Field(ge=0, le=MAX_PRIORITY)] | None = None
 
 
 # --------------------------------------------------------------------------- topology
 class PoolConfig(StrictModel):
     """A pool of identical servers of one resource type at a compute site."""
 
-    servers: Annotated[int, Field(ge=0)]
-    speed: PositiveFloat = Field(1.0, description="service-rate multiplier vs. the reference")
+    servers: Annotated[int, Field(ge=0, le=MAX_SERVERS)]
+    speed: Annotated[float, Field(gt=0, le=1e3)] = Field(
+        1.0, description="service-rate multiplier vs. the reference"
+    )
 
 
 class SitePools(StrictModel):
@@ -189,8 +228,8 @@ class NodeConfig(StrictModel):
 
     name: str
     role: Literal["factory", "access", "aggregation", "core", "on_prem", "edge", "city"]
-    x_km: float = 0.0
-    y_km: float = 0.0
+    x_km: Annotated[float, Field(ge=-MAX_KM, le=MAX_KM)] = 0.0
+    y_km: Annotated[float, Field(ge=-MAX_KM, le=MAX_KM)] = 0.0
     pools: SitePools | None = None
 
 
@@ -199,25 +238,25 @@ class LinkConfig(StrictModel):
 
     a: str
     b: str
-    length_km: NonNegativeFloat | None = None
+    length_km: Annotated[float, Field(ge=0, le=MAX_KM)] | None = None
     fiber: Literal["smf", "hollow_core"] = "smf"
-    capacity_gbps: PositiveFloat = 100.0
-    forwarding_us: NonNegativeFloat = 5.0
+    capacity_gbps: Annotated[float, Field(gt=0, le=MAX_GBPS)] = 100.0
+    forwarding_us: Annotated[float, Field(ge=0, le=MAX_HOP_US)] = 5.0
 
 
 class ExplicitTopology(StrictModel):
     """Nodes and links listed one by one."""
 
     generator: Literal["explicit"]
-    nodes: list[NodeConfig]
-    links: list[LinkConfig]
+    nodes: list[NodeConfig] = Field(max_length=MAX_NODES)
+    links: list[LinkConfig] = Field(max_length=10 * MAX_NODES)
 
 
 class LinkClass(StrictModel):
     """Capacity (Gbit/s) and per-hop forwarding delay (us) shared by a group of links."""
 
-    capacity_gbps: PositiveFloat
-    forwarding_us: NonNegativeFloat = 5.0
+    capacity_gbps: Annotated[float, Field(gt=0, le=MAX_GBPS)]
+    forwarding_us: Annotated[float, Field(ge=0, le=MAX_HOP_US)] = 5.0
 
 
 class SunflowerTopology(StrictModel):
@@ -230,11 +269,11 @@ class SunflowerTopology(StrictModel):
     """
 
     generator: Literal["sunflower"]
-    petals: Annotated[int, Field(ge=2)] = 6
-    access_per_petal: Annotated[int, Field(ge=1)] = 4
-    core_radius_km: PositiveFloat = 8.0
-    petal_length_km: PositiveFloat = 15.0
-    city_sites: Annotated[int, Field(ge=1)] = 2
+    petals: Annotated[int, Field(ge=2, le=500)] = 6
+    access_per_petal: Annotated[int, Field(ge=1, le=500)] = 4
+    core_radius_km: Annotated[float, Field(gt=0, le=MAX_KM)] = 8.0
+    petal_length_km: Annotated[float, Field(gt=0, le=MAX_KM)] = 15.0
+    city_sites: Annotated[int, Field(ge=1, le=500)] = 2
     core: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=400, forwarding_us=5))
     petal: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100, forwarding_us=5))
     site_link: LinkClass = Field(
@@ -249,15 +288,21 @@ class SunflowerTopology(StrictModel):
             raise ValueError(f"must be <= petals ({petals}): a core node hosts one city site")
         return v
 
+    @model_validator(mode="after")
+    def _size(self) -> SunflowerTopology:
+        # per petal: a core node, an aggregation node, its edge DC and the access ring
+        _check_nodes(self.petals * (self.access_per_petal + 3), "petals x (access_per_petal + 3)")
+        return self
+
 
 class RingTopology(StrictModel):
     """``nodes`` access nodes on a ring; the first ``edge_sites`` positions get edge DCs."""
 
     generator: Literal["ring"]
-    nodes: Annotated[int, Field(ge=3)] = 8
-    radius_km: PositiveFloat = 10.0
-    edge_sites: Annotated[int, Field(ge=0)] = 2
-    city_sites: Annotated[int, Field(ge=0)] = 1
+    nodes: Annotated[int, Field(ge=3, le=MAX_NODES)] = 8
+    radius_km: Annotated[float, Field(gt=0, le=MAX_KM)] = 10.0
+    edge_sites: Annotated[int, Field(ge=0, le=MAX_NODES)] = 2
+    city_sites: Annotated[int, Field(ge=0, le=MAX_NODES)] = 1
     link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
 
 
@@ -265,12 +310,17 @@ class GridTopology(StrictModel):
     """A rows x cols Manhattan grid of access nodes, ``spacing_km`` apart."""
 
     generator: Literal["grid"]
-    rows: Annotated[int, Field(ge=1)] = 4
-    cols: Annotated[int, Field(ge=2)] = 4
-    spacing_km: PositiveFloat = 5.0
-    edge_sites: Annotated[int, Field(ge=0)] = 2
-    city_sites: Annotated[int, Field(ge=0)] = 1
+    rows: Annotated[int, Field(ge=1, le=MAX_NODES)] = 4
+    cols: Annotated[int, Field(ge=2, le=MAX_NODES)] = 4
+    spacing_km: Annotated[float, Field(gt=0, le=MAX_KM)] = 5.0
+    edge_sites: Annotated[int, Field(ge=0, le=MAX_NODES)] = 2
+    city_sites: Annotated[int, Field(ge=0, le=MAX_NODES)] = 1
     link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
+
+    @model_validator(mode="after")
+    def _size(self) -> GridTopology:
+        _check_nodes(self.rows * self.cols, "rows x cols")
+        return self
 
 
 class RandomGeometricTopology(StrictModel):
@@ -280,12 +330,12 @@ class RandomGeometricTopology(StrictModel):
     """
 
     generator: Literal["random_geometric"]
-    nodes: Annotated[int, Field(ge=2)] = 30
-    side_km: PositiveFloat = 40.0
-    radius_km: PositiveFloat = 10.0
-    edge_sites: Annotated[int, Field(ge=0)] = 3
-    city_sites: Annotated[int, Field(ge=0)] = 1
-    seed: int = 0
+    nodes: Annotated[int, Field(ge=2, le=MAX_NODES)] = 30
+    side_km: Annotated[float, Field(gt=0, le=MAX_KM)] = 40.0
+    radius_km: Annotated[float, Field(gt=0, le=MAX_KM)] = 10.0
+    edge_sites: Annotated[int, Field(ge=0, le=MAX_NODES)] = 3
+    city_sites: Annotated[int, Field(ge=0, le=MAX_NODES)] = 1
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     link: LinkClass = Field(default_factory=lambda: LinkClass(capacity_gbps=100))
 
 
@@ -344,7 +394,7 @@ class NetworkConfig(StrictModel):
     """Queueing behaviour of links."""
 
     link_scheduling: Literal["fifo", "strict_priority"] = "fifo"
-    queue_limit_bytes: PositiveFloat | None = Field(
+    queue_limit_bytes: Annotated[float, Field(gt=0, le=1e15)] | None = Field(
         None, description="drop-tail limit per link direction (bytes); None = unlimited"
     )
     fiber_overrides: list[FiberOverride] = Field(default_factory=list)
@@ -369,14 +419,20 @@ class FactoryConfig(StrictModel):
     name: str
     profile: Literal["car_plant", "display_factory", "brewery", "custom"]
     attach: str | None = Field(None, description="node to attach to; default: next access node")
-    uplink_km: NonNegativeFloat = Field(2.0, description="fiber from factory to its access node")
-    uplink_gbps: PositiveFloat = 10.0
-    uplink_forwarding_us: NonNegativeFloat = 5.0
+    uplink_km: Annotated[float, Field(ge=0, le=MAX_KM)] = Field(
+        2.0, description="fiber from factory to its access node"
+    )
+    uplink_gbps: Annotated[float, Field(gt=0, le=MAX_GBPS)] = 10.0
+    uplink_forwarding_us: Annotated[float, Field(ge=0, le=MAX_HOP_US)] = 5.0
     on_prem: SitePools = Field(
         default_factory=lambda: SitePools(cpu=PoolConfig(servers=4), gpu=PoolConfig(servers=1))
     )
-    lan_gbps: PositiveFloat = Field(25.0, description="factory LAN to its on-prem site")
-    scale: PositiveFloat = Field(1.0, description="multiplies the profile's streams/rates")
+    lan_gbps: Annotated[float, Field(gt=0, le=MAX_GBPS)] = Field(
+        25.0, description="factory LAN to its on-prem site"
+    )
+    scale: Annotated[float, Field(gt=0, le=MAX_SCALE)] = Field(
+        1.0, description="multiplies the profile's streams/rates"
+    )
     workload: dict[str, Arrivals] = Field(
         default_factory=dict, description="per-class arrivals; replaces the profile's entry"
     )
@@ -398,8 +454,8 @@ class ScheduledFault(StrictModel):
     """Element down in [down_at_s, up_at_s). ``element`` is a node name or a link "a--b"."""
 
     element: str
-    down_at_s: NonNegativeFloat
-    up_at_s: PositiveFloat | None = None
+    down_at_s: Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+    up_at_s: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> ScheduledFault:
@@ -411,14 +467,18 @@ class ScheduledFault(StrictModel):
 class RandomFaults(StrictModel):
     """Independent exponential failures and repairs of every link between network nodes."""
 
-    link_mtbf_s: PositiveFloat
-    link_mttr_s: PositiveFloat
+    link_mtbf_s: Annotated[float, Field(ge=1e-3, le=1e9)] = Field(
+        description="mean time between failures of one link (s; >= 1 ms)"
+    )
+    link_mttr_s: Annotated[float, Field(ge=1e-6, le=1e9)] = Field(
+        description="mean time to repair (s)"
+    )
 
 
 class FaultsConfig(StrictModel):
     """Scheduled and random outages."""
 
-    scheduled: list[ScheduledFault] = Field(default_factory=list)
+    scheduled: list[ScheduledFault] = Field(default_factory=list, max_length=100_000)
     random: RandomFaults | None = None
 
 
@@ -494,8 +554,10 @@ class ScenarioConfig(StrictModel):
 
     name: str
     description: str = ""
-    duration_s: PositiveFloat = Field(1.0, description="default simulated time (s)")
-    seed: int = Field(
+    duration_s: Annotated[float, Field(gt=0, le=MAX_SECONDS)] = Field(
+        1.0, description="default simulated time (s)"
+    )
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = Field(
         0,
         description="default workload seed of `millinet simulate` and `millinet render` "
         "(their --seed overrides it); evaluation, training and the env use their own seeds",
@@ -505,8 +567,8 @@ class ScenarioConfig(StrictModel):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     candidates: CandidateConfig = Field(default_factory=CandidateConfig)
     classes: dict[str, TaskClassOverride] = Field(default_factory=dict)
-    factories: Annotated[list[FactoryConfig], Field(min_length=1)]
-    load_scale: PositiveFloat = Field(
+    factories: Annotated[list[FactoryConfig], Field(min_length=1, max_length=1_000)]
+    load_scale: Annotated[float, Field(gt=0, le=MAX_SCALE)] = Field(
         1.0, description="multiplies every factory's scale: the same city, busier or quieter"
     )
     faults: FaultsConfig = Field(default_factory=FaultsConfig)

@@ -531,6 +531,10 @@ class Engine:
         i = bisect_right(self._qh_t[q], t) - 1
         return self._qh_v[q][i] if i >= 0 else 0.0
 
+    def link_drain_now(self, q: int) -> float:
+        """When link direction ``q``'s queue drains, as it stands now (s)."""
+        return self._q_drain[q]
+
     def pool_state(self, p: int, t: float) -> tuple[int, int, float, float]:
         """Pool ``p`` as its site measures it at ``t`` (``now`` or within the look-back):
         (busy servers, queued tasks, declared work of the queued tasks (s), mean declared work
@@ -579,17 +583,19 @@ class Engine:
             self._view.prune(horizon)
 
     # ----------------------------------------------------------------------- telemetry
-    def telemetry(self, arrival: Arrival) -> np.ndarray:
+    def telemetry(self, arrival: Arrival, oracle: bool = False) -> np.ndarray:
         """What the deciding scheduler knows of each candidate: shape (K, 16), columns
-        ``millinet.envs.features.TELEMETRY_FIELDS`` (see ``envs/telemetry.py``)."""
-        return np.array(self.telemetry_rows(arrival))
+        ``millinet.envs.features.TELEMETRY_FIELDS`` (see ``envs/telemetry.py``). ``oracle``:
+        the oracle view (measurements now) whatever the scenario's telemetry, e.g. for a
+        privileged teacher."""
+        return np.array(self.telemetry_rows(arrival, oracle))
 
-    def telemetry_rows(self, arrival: Arrival) -> list[tuple[float, ...]]:
+    def telemetry_rows(self, arrival: Arrival, oracle: bool = False) -> list[tuple[float, ...]]:
         """``telemetry`` as K plain tuples (the env's fast path into the featuriser)."""
         cset = self.candidates(arrival)
         mask = self.mask(arrival).tolist()
         now = self.now
-        view = self._view
+        view = None if oracle else self._view
         up_bytes, down_bytes, work_us = arrival.up_bytes, arrival.down_bytes, arrival.work_s * 1e6
         if view is None:
             drain = self._q_drain

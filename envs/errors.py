@@ -61,6 +61,15 @@ def warn(source: str, message: str) -> None:
     warnings.warn(one_line, MillinetWarning, stacklevel=3)
 
 
+class OutputError(MillinetError, OSError):
+    """An output path cannot be written (a directory given as a file, a file as a folder, a
+    missing parent, an unwritable place); the message names the option and the path."""
+
+
+class ActionError(MillinetError, ValueError):
+    """An action that is not one of the action space's integers ``0..K-1``."""
+
+
 class MissingExtraError(MillinetError, ImportError):
     """A command needs an optional dependency group (extra) that is not installed."""
 

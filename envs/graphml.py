@@ -182,6 +182,8 @@ def _read_gml(path: Path) -> nx.MultiGraph:
 
 def _read_graph(path: Path, source: str) -> nx.MultiGraph | nx.MultiDiGraph:
     """The file as a networkx multigraph (node keys as str), or a ``ScenarioError``."""
+    if path.is_dir():
+        raise ScenarioError(source, "topology.path", f"{str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise ScenarioError(source, "topology.path", f"network file {str(path)!r} not found")
     gml = path.suffix.lower() == ".gml"

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from millinet.envs.files import write_text_atomic
+
 
 def json_safe(obj: Any) -> Any:
     """``obj`` with every non-finite float (NaN, +-inf) replaced by None, recursively through
@@ -26,5 +28,5 @@ def dumps(obj: Any, **kwargs: Any) -> str:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented, strict JSON to ``path``."""
-    Path(path).write_text(dumps(obj, indent=2) + "\n")
+    """Write ``obj`` as indented, strict JSON to ``path``, atomically (complete or not at all)."""
+    write_text_atomic(path, dumps(obj, indent=2) + "\n")

@@ -29,6 +29,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from millinet.envs.config import CLASS_NAMES, ScenarioConfig
 from millinet.envs.engine import DROPPED, Arrival, Engine
+from millinet.envs.errors import ActionError, ConfigError
 from millinet.envs.features import (
     FEATURE_CLIP,
     TELEMETRY_FIELDS,
@@ -36,10 +37,10 @@ from millinet.envs.features import (
     observation_size,
 )
 from millinet.envs.metrics import summarize
-from millinet.envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+from millinet.envs.scenario import DEFAULT_SCENARIO, MAX_TASKS, Scenario, load_scenario
 from millinet.envs.seeds import ENV_ENGINE_SEEDS
 from millinet.envs.simulation import nearest_slot
-from millinet.envs.validation import StrictModel, validate
+from millinet.envs.validation import Integer, StrictModel, validate
 from millinet.envs.workload import WorkloadEndedError
 
 _ClassName = Literal["robot_sync", "agv_dispatch", "vision_qa"]  # = CLASS_NAMES
@@ -56,7 +57,7 @@ class EnvConfig(StrictModel):
     keyword arguments with this model, and the training config's ``env:`` section *is* this
     model. (The scenario and ``background_policy`` are objects, not config values.)"""
 
-    horizon: Annotated[int, Field(gt=0, le=100_000_000)] = Field(
+    horizon: Annotated[Integer, Field(gt=0, le=10_000_000)] = Field(
         2048, description="decisions per episode (then truncated)"
     )
     agent_classes: list[Annotated[str, AfterValidator(_known_class)]] = Field(
@@ -82,6 +83,30 @@ class EnvConfig(StrictModel):
         if len(set(value)) != len(value):
             raise ValueError(f"a class is listed twice: {value}")
         return value
+
+
+def check_episode(scenario: Scenario, config: EnvConfig, source: str, prefix: str = "") -> None:
+    """Refuse an env that cannot run: no arrival of an agent class ever comes (an episode
+    would wait forever), or an episode of ``horizon`` decisions would hold more than
+    ``MAX_TASKS`` task records. ``prefix`` is the env section's key in a file (``env.``)."""
+    rates = scenario.arrival_rates
+    decided = sum(r for name, r in zip(CLASS_NAMES, rates) if name in config.agent_classes)
+    if decided <= 0:
+        raise ConfigError(
+            source,
+            f"{prefix}agent_classes",
+            f"scenario {scenario.name!r} has no {'/'.join(config.agent_classes)} arrivals: "
+            "an episode would never reach a decision",
+        )
+    tasks = config.horizon * sum(rates) / decided
+    if tasks > MAX_TASKS:
+        raise ConfigError(
+            source,
+            f"{prefix}horizon",
+            f"{config.horizon:,} decisions on {scenario.name!r} mean up to {tasks:,.3g} tasks "
+            f"per episode (background classes included); an episode keeps at most "
+            f"{MAX_TASKS:,}",
+        )
 
 
 def default_config() -> dict[str, Any]:
@@ -112,6 +137,7 @@ class PlacementEnv(gym.Env):
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.config = validate(EnvConfig, config, "PlacementEnv", what="keyword mapping")
+        check_episode(self.scenario, self.config, "PlacementEnv")
         if render_mode not in (None, *self.metadata["render_modes"]):
             # TypeError, not ValueError, as Gymnasium envs do for an unknown keyword. SB3's
             # make_vec_env asks for "rgb_array" by default, so "rgb_array" must not need
@@ -154,8 +180,9 @@ class PlacementEnv(gym.Env):
         if self._arrival is None:
             raise RuntimeError("call reset() before step()")
         arrival = self._arrival
-        accepted = self.engine.dispatch(arrival, int(action))
-        self._last_decision = (arrival, int(action))
+        slot = self._slot(action)
+        accepted = self.engine.dispatch(arrival, slot)
+        self._last_decision = (arrival, slot)
         self._decisions += 1
         truncated = self._decisions >= self.horizon
         if not truncated:
@@ -178,6 +205,16 @@ class PlacementEnv(gym.Env):
             info["episode_metrics"] = metrics
             info["violation_rate_1ms"] = metrics["violation_rate_1ms"]
         return self._obs, float(reward), False, truncated, info
+
+    def oracle_observation(self) -> np.ndarray:
+        """The pending task's observation under the oracle view (exact measurements now),
+        whatever the scenario's telemetry: what a privileged teacher reads. Zeros when no task
+        is pending."""
+        if self._arrival is None:
+            return np.zeros(self.observation_space.shape, dtype=np.float32)
+        engine = self.engine
+        rows = engine.telemetry_rows(self._arrival, oracle=True)
+        return featurize_rows(engine.task_row(self._arrival), rows)
 
     def action_masks(self) -> np.ndarray:
         """Feasible actions for the pending task: bool array of shape (K,)."""
@@ -208,6 +245,24 @@ class PlacementEnv(gym.Env):
         super().close()
 
     # ------------------------------------------------------------------ internals
+    def _slot(self, action: Any) -> int:
+        """``action`` as a slot index: an integer (Python, numpy, or a 0-d integer array) in
+        ``0..K-1``; anything else is an :class:`ActionError`. (A masked slot is not an error:
+        the engine rejects the task.)"""
+        if (
+            isinstance(action, (int, np.integer))
+            and not isinstance(action, (bool, np.bool_))
+            or isinstance(action, np.ndarray)
+            and action.shape == ()
+            and action.dtype.kind in "iu"
+        ):
+            slot = int(action)
+        else:
+            raise ActionError(f"action {action!r} is not an integer slot of Discrete({self.K})")
+        if not 0 <= slot < self.K:
+            raise ActionError(f"action {slot} is outside the slots 0..{self.K - 1}")
+        return slot
+
     def _next_decision(self) -> Arrival:
         """Place background arrivals until one of an agent class arrives; featurise it."""
         engine = self.engine

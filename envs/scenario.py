@@ -18,16 +18,21 @@ import networkx as nx
 
 from millinet.envs import config as schema
 from millinet.envs import generators
+from millinet.envs.config import MAX_STREAMS
 from millinet.envs.errors import FieldError, ScenarioError, warn
 from millinet.envs.graphml import load_graphml
 from millinet.envs.network import CompiledNetwork
 from millinet.envs.telemetry import ReportPlan
 from millinet.envs.topology import Topology
-from millinet.envs.trace import check_trace
+from millinet.envs.trace import check_trace, checked_summary
 from millinet.envs.validation import read_yaml, validate
 from millinet.envs.workload import DEFAULT_CLASSES, PROFILES, WorkloadGenerator
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
+MAX_ARRIVAL_RATE = 1e7
+"""Most tasks per second a scenario may generate, all sources at their peak together."""
+MAX_TASKS = 20_000_000
+"""Most tasks one simulation or episode may keep records of (~470 bytes each, ~9 GB)."""
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_SCENARIO = "sunflower-metro"
 
@@ -74,6 +79,8 @@ def _resolve_extends(data: dict, source: str, here: Path | None, chain: tuple[Pa
             )
     elif not parent_path.is_absolute():
         parent_path = (here.parent if here is not None else Path.cwd()) / parent_path
+    if parent_path.is_dir():
+        raise ScenarioError(source, "extends", f"{str(parent_path)!r} is a directory, not a file")
     if not parent_path.is_file():
         raise ScenarioError(source, "extends", f"base scenario file {str(parent_path)!r} not found")
     if parent_path.resolve() in chain:
@@ -143,6 +150,28 @@ class Scenario:
             return None
         return ReportPlan.build(self.network, self.config.telemetry, self.source)
 
+    @property
+    def arrival_rates(self) -> list[float]:
+        """Peak arrival rate per class (tasks/s, ``CLASS_NAMES`` order): every source at its
+        shortest period and highest surge, all at once; an upper bound for resource checks."""
+        rates = [0.0] * len(schema.CLASS_NAMES)
+        for _, c, spec, scale in self.sources:
+            rates[c] += _peak_rate(spec, scale)
+        return rates
+
+    def check_tasks(self, seconds: float, field: str, source: str | None = None) -> None:
+        """Raise :class:`ScenarioError` (naming ``source``, default the scenario's, and
+        ``field``) when ``seconds`` of arrivals at the peak rate exceed :data:`MAX_TASKS`."""
+        rate = sum(self.arrival_rates)
+        tasks = rate * seconds
+        if tasks > MAX_TASKS:
+            raise ScenarioError(
+                source or self.source,
+                field,
+                f"{seconds:g} s of arrivals at up to {rate:,.0f} tasks/s is {tasks:,.3g} tasks; "
+                f"one run keeps at most {MAX_TASKS:,} (~{MAX_TASKS * 470 / 1e9:.0f} GB of records)",
+            )
+
     def workload(self, seed: int) -> WorkloadGenerator:
         """A fresh arrival generator; the same seed gives the same arrivals."""
         return WorkloadGenerator(self.sources, self.classes, seed)
@@ -163,6 +192,49 @@ def _read_for(exc: ScenarioError, source: str, field: str) -> ScenarioError:
     if exc.source == source:
         return exc
     return ScenarioError(exc.source, exc.field, f"{exc.reason} (read for {field} of {source})")
+
+
+def _peak_rate(spec: schema.Arrivals, scale: float) -> float:
+    """Highest arrival rate (tasks/s) of one source scaled by ``scale``. A trace (already
+    checked by ``_resolve_traces``) counts at its mean rate over a loop: all of the file's rows
+    per loop period, its bursts being recorded data rather than a parameter."""
+    if isinstance(spec, schema.TraceArrivals):
+        summary = checked_summary(Path(spec.path))
+        return summary.rows / ((spec.period_s or summary.period_s()) * spec.time_scale)
+    if isinstance(spec, schema.PeriodicArrivals):
+        return _streams(spec, scale) * 1e6 / spec.period_min_us
+    surge = 1.0
+    for s in spec.surges:
+        surge *= max(s.factor, 1.0)
+    return spec.rate_per_s * scale * surge
+
+
+def _streams(spec: schema.PeriodicArrivals, scale: float) -> int:
+    """Streams of a periodic source after scaling (as ``WorkloadGenerator`` rounds them)."""
+    return max(1, int(spec.streams * scale + 0.5))
+
+
+def _check_load(cfg: schema.ScenarioConfig, sources: list, fields: list[str], source: str) -> None:
+    """Limits of the whole workload, checked before any arrival state is allocated: streams of
+    a source after ``scale`` x ``load_scale``, the peak arrival rate of all sources together,
+    and the tasks of ``duration_s``."""
+    for (_, _, spec, scale), field in zip(sources, fields):
+        if isinstance(spec, schema.PeriodicArrivals) and _streams(spec, scale) > MAX_STREAMS:
+            raise ScenarioError(
+                source,
+                field,
+                f"{spec.streams:,} streams x scale {scale:g} (factory scale x load_scale) = "
+                f"{_streams(spec, scale):,.3g} streams; the limit is {MAX_STREAMS:,}",
+            )
+    rates = [_peak_rate(spec, scale) for _, _, spec, scale in sources]
+    if sum(rates) > MAX_ARRIVAL_RATE:
+        worst = fields[max(range(len(rates)), key=rates.__getitem__)]
+        raise ScenarioError(
+            source,
+            "load_scale" if cfg.load_scale > 1 else worst,
+            f"the sources generate up to {sum(rates):,.3g} tasks/s (most from {worst}); the "
+            f"limit is {MAX_ARRIVAL_RATE:,.0f} tasks/s",
+        )
 
 
 def _build_topology(cfg: schema.ScenarioConfig, source: str, base: Path) -> Topology:
@@ -391,7 +463,7 @@ def build_scenario(
     _warn_if_no_site_within_1ms(topo, graph, factories, source)
     net = CompiledNetwork(topo, factories, private, cfg.candidates.sites, cfg.candidates.paths)
     classes = _classes(cfg)
-    sources = []
+    sources, fields = [], []
     for f, fac in enumerate(cfg.factories):
         profile = dict(PROFILES.get(fac.profile, {}))
         profile.update(fac.workload)
@@ -399,10 +471,9 @@ def build_scenario(
             if name not in profile:
                 continue
             resource = classes[c].resource
+            # the key in the file that brings these tasks in
+            origin = f"workload.{name}" if name in fac.workload else "profile"
             if not net.candidates[f][resource].present.any():
-                origin = (
-                    f"workload.{name}" if name in fac.workload else "profile"
-                )  # the key in the file that brings these tasks in
                 raise ScenarioError(
                     source,
                     f"factories[{f}].{origin}",
@@ -410,7 +481,9 @@ def build_scenario(
                     f"compute site with a {resource.upper()} pool",
                 )
             sources.append((f, c, profile[name], fac.scale * cfg.load_scale))
+            fields.append(f"factories[{f}].{origin}")
     sources = _resolve_traces(sources, cfg, source, base)
+    _check_load(cfg, sources, fields, source)
     scenario = Scenario(
         cfg,
         source,
@@ -422,6 +495,7 @@ def build_scenario(
         _faults(topo, cfg, source),
     )
     _ = scenario.report_plan  # an unknown telemetry.controller fails here, at load time
+    scenario.check_tasks(cfg.duration_s, "duration_s")
     return scenario
 
 

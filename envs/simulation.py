@@ -89,7 +89,9 @@ def simulate(
     """Admit arrivals in [0, duration_s), place each with ``choose``, then drain in-flight tasks.
 
     ``progress`` (optional) is called with the simulated time (s) about every 10 ms simulated.
+    A ``duration_s`` whose tasks would not fit (``Scenario.check_tasks``) is a ScenarioError.
     """
+    scenario.check_tasks(duration_s, "duration_s")
     engine = Engine(scenario, seed)
     start = time.perf_counter()
     next_report = 0.0

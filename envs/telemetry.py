@@ -16,6 +16,9 @@ telemetry (scenario section ``telemetry:``, :class:`~millinet.envs.config.Teleme
 * a report reaches scheduler ``s`` after the one-way fiber delay (propagation + forwarding on
   the lowest-latency path) from the element to ``s``, plus ``processing_us``. Before the first
   report of an element arrives, the scheduler knows it empty (as at t = 0);
+* the link directions that leave the scheduler's own node (a per-factory scheduler's uplink
+  and LAN toward its on-prem site) are its own interfaces: it reads their queues directly,
+  without reports;
 * a scheduler also knows its own dispatches: per pool, the tasks it sent there since the
   report it reads was measured. ``central``: one scheduler (at ``controller``, default the
   first city site) makes every decision; ``per_factory``: each factory's scheduler (at the
@@ -59,8 +62,9 @@ class ReportPlan:
     element's report takes to reach each scheduler.
 
     ``delay_q[s][q]`` and ``delay_p[s][p]`` are seconds from the measurement of link direction
-    ``q`` (pool ``p``) to its arrival at scheduler ``s``. ``lookback_s`` bounds how far back
-    any visible report can have been measured (the engine keeps that much history).
+    ``q`` (pool ``p``) to its arrival at scheduler ``s``. ``local_q[s]`` are the link directions
+    that leave scheduler ``s``'s node, read directly. ``lookback_s`` bounds how far back any
+    visible report can have been measured (the engine keeps that much history).
     """
 
     config: TelemetryConfig
@@ -68,6 +72,7 @@ class ReportPlan:
     scheduler_of_factory: tuple[int, ...]
     delay_q: tuple[tuple[float, ...], ...]
     delay_p: tuple[tuple[float, ...], ...]
+    local_q: tuple[tuple[int, ...], ...]
     lookback_s: float
 
     @classmethod
@@ -99,6 +104,9 @@ class ReportPlan:
             scheduler_of_factory=of_factory,
             delay_q=tuple(delay_q),
             delay_p=tuple(delay_p),
+            local_q=tuple(
+                tuple(q for q, (a, _) in enumerate(net.q_nodes) if a == node) for node in nodes
+            ),
             lookback_s=longest + period + config.jitter_us * 1e-6,
         )
 
@@ -162,7 +170,7 @@ class ReportedView:
                 if sched == s
                 for cset in net.candidates[f].values()
             ]
-            queues = {q for cset in sets for q in cset.queues}
+            queues = {q for cset in sets for q in cset.queues} - set(plan.local_q[s])
             pools = {n_q + c.pool for cset in sets for _, c in cset.live}
             self._due.append([(-1.0, e) for e in sorted(queues | pools)] or [(math.inf, -1)])
         # per scheduler and pool: own dispatch times and the running sum of their work (s)
@@ -197,17 +205,20 @@ class ReportedView:
 
     # ------------------------------------------------------------------ reads
     def refresh(self, s: int, now: float) -> None:
-        """Bring scheduler ``s``'s reports up to ``now``: replace every report whose successor
-        has become visible."""
+        """Bring scheduler ``s``'s view up to ``now``: read its own interfaces, and replace
+        every report whose successor has become visible."""
+        engine = self.engine
+        drain = self.q_drain[s]
+        for q in self.plan.local_q[s]:
+            drain[q] = engine.link_drain_now(q)
         due = self._due[s]
         n_q, delay_q, delay_p = self._n_q, self.plan.delay_q[s], self.plan.delay_p[s]
-        engine = self.engine
         while due[0][0] <= now:
             e = due[0][1]
             if e < n_q:
                 measured, visible = self.visible(e, self.phase_q[e], delay_q[e], now)
                 at = engine.link_drain_at(e, measured) if self.carries_links else 0.0
-                self.q_drain[s][e] = at if at > measured else measured
+                drain[e] = at if at > measured else measured
             else:
                 p = e - n_q
                 measured, visible = self.visible(e, self.phase_p[p], delay_p[p], now)

@@ -183,6 +183,7 @@ class TraceSummary:
 
 
 _CHECKED: dict[tuple, TraceSummary] = {}
+_CHECKED_FILES: dict[str, TraceSummary] = {}  # resolved path -> summary of its last check
 
 
 def check_trace(path: Path, replayed: set[tuple[str, str]]) -> TraceSummary:
@@ -226,8 +227,19 @@ def check_trace(path: Path, replayed: set[tuple[str, str]]) -> TraceSummary:
     summary = TraceSummary(rows, first, last)
     if len(_CHECKED) > 64:
         _CHECKED.clear()
+        _CHECKED_FILES.clear()
     _CHECKED[key] = summary
+    _CHECKED_FILES[key[0]] = summary
     return summary
+
+
+def checked_summary(path: Path) -> TraceSummary:
+    """The summary of ``path`` found by the last :func:`check_trace` of it (which must have
+    run in this process: a scenario checks its traces when it loads)."""
+    try:
+        return _CHECKED_FILES[str(Path(path).resolve())]
+    except KeyError:
+        raise RuntimeError(f"trace {str(path)!r} has not been checked yet") from None
 
 
 # --------------------------------------------------------------------------- replay

@@ -14,12 +14,13 @@ benchmark suites.
 from __future__ import annotations
 
 import difflib
+import numbers
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from millinet.envs.errors import ConfigError
 
@@ -33,6 +34,19 @@ class StrictModel(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _integer(value: Any) -> Any:
+    """An integer as written, or a whole float; never a bool or a string that looks like one."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):  # numpy integers too
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+"""An ``int`` field that refuses ``True`` and ``"12"`` (pydantic's lax mode takes both)."""
 
 
 def format_location(loc: tuple | list) -> str:

@@ -17,6 +17,8 @@ import glob
 import json
 import math
 import re
+import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,19 +73,69 @@ def find_runs(specs: list[str]) -> list[Path]:
                 found.extend(p for p in sorted(path.iterdir()) if _is_run(p))
             elif not path.exists():
                 raise AnalysisError(f"{spec}: no such run folder or pattern")
+            elif path == Path(spec):  # a file named as such (files a pattern matches are skipped)
+                raise AnalysisError(f"{path}: is a file, not a run folder")
     unique = sorted({p.resolve(): p for p in found}.values(), key=lambda p: p.name)
     if not unique:
         raise AnalysisError(f"no run folders (with a tb/ folder) in {' '.join(specs)}")
     return unique
 
 
+def scan_event_file(path: Path) -> tuple[int, str | None]:
+    """(complete records, problem) of a TensorBoard event file, checking its TFRecord framing
+    record by record: a little-endian uint64 length, the masked CRC-32C of those 8 bytes, the
+    data, the masked CRC-32C of the data. ``problem`` is None for an intact file, ``"empty"``,
+    ``"truncated"`` (the last record is unfinished: the writer was stopped mid-write) or
+    ``"corrupted at byte N"`` (a checksum does not match: not an event file, or damaged)."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    data = path.read_bytes()
+    if not data:
+        return 0, "empty"
+    pos = records = 0
+    while pos < len(data):
+        if len(data) - pos < 12:
+            return records, "truncated"
+        (length,) = struct.unpack_from("<Q", data, pos)
+        (length_crc,) = struct.unpack_from("<I", data, pos + 8)
+        if masked_crc32c(data[pos : pos + 8]) != length_crc:
+            return records, f"corrupted at byte {pos}"
+        end = pos + 12 + length + 4
+        if end > len(data):
+            return records, "truncated"
+        (data_crc,) = struct.unpack_from("<I", data, end - 4)
+        if masked_crc32c(data[pos + 12 : end - 4]) != data_crc:
+            return records, f"corrupted at byte {pos}"
+        pos, records = end, records + 1
+    return records, None
+
+
+def check_event_files(tb_dir: Path) -> None:
+    """Name every damaged event file in ``tb_dir`` instead of reading it silently short: an
+    empty or truncated file is a warning line on stderr (the complete records are used); a
+    corrupted one (a bad checksum: garbage, or damage inside) is an :class:`AnalysisError`."""
+    for path in sorted(tb_dir.glob("events.out.tfevents.*")):
+        records, problem = scan_event_file(path)
+        if problem is None:
+            continue
+        if problem.startswith("corrupted"):
+            what = "not a TensorBoard event file" if records == 0 else "damaged"
+            raise AnalysisError(
+                f"{path}: {what} ({problem}, after {records} good records); remove or restore it"
+            )
+        use = "skipped" if records == 0 else f"using its {records} complete records"
+        print(f"warning: {path}: {problem}; {use}", file=sys.stderr)
+
+
 def read_scalars(tb_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every scalar of the event files in ``tb_dir``: tag -> (steps, values), sorted by step.
-    A step logged twice (a resumed run re-logging a step) keeps the newest value."""
+    A step logged twice (a resumed run re-logging a step) keeps the newest value. Damaged
+    event files are named (:func:`check_event_files`)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not tb_dir.is_dir():
         raise AnalysisError(f"{tb_dir}: no TensorBoard folder")
+    check_event_files(tb_dir)
     acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
     try:
         acc.Reload()
@@ -184,10 +236,14 @@ def read_baselines(path: str | Path) -> list[dict[str, Any]]:
     evaluated alongside the heuristics) are skipped: the runs themselves are the curves."""
     import csv
 
+    from millinet.envs.errors import ConfigError
+    from millinet.envs.validation import read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise AnalysisError(f"{path}: baselines file not found")
-    text = path.read_text()
+    try:  # a missing, binary or non-UTF-8 file, or a directory: one line naming it
+        text = read_text(path)
+    except ConfigError as exc:
+        raise AnalysisError(f"baselines {exc}") from None
     if path.suffix.lower() in (".md", ".markdown"):
         rows = _parse_markdown_table(text)
     else:
@@ -355,20 +411,34 @@ def analyze(
     log_y: bool = False,
 ) -> dict[str, Path]:
     """Write ``learning_curves.png``, ``runs.csv`` and ``report.md`` into ``out_dir``; returns
-    their paths."""
+    their paths. Every input is read (and the output folder checked) before anything is
+    written, so a bad input leaves no output folder behind."""
     import csv
+    import io
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    runs = [load_run(p) for p in find_runs(list(specs))]
+    from millinet.envs.files import check_output_dir, output_dir, write_text_atomic
+
+    out = check_output_dir(out_dir, "--out")
     base = read_baselines(baselines) if baselines else None
+    runs = [load_run(p) for p in find_runs(list(specs))]
+    empty = [r.name for r in runs if not any(t in r.scalars for t in tags)]
+    if len(empty) == len(runs):
+        raise AnalysisError(
+            f"no learning curves: none of the runs has {' or '.join(tags)} in its event files "
+            f"({', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''})"
+        )
+    for name in empty:
+        print(
+            f"warning: {name}: no {' or '.join(tags)} in its event files; no curve", file=sys.stderr
+        )
     groups = summarize_groups(runs, checkpoint)
-    png = plot_curves(runs, out / "learning_curves.png", tags, base, log_y)
-    report = out / "report.md"
-    report.write_text(markdown_report(runs, groups, base, png, checkpoint))
-    table = out / "runs.csv"
-    with table.open("w", newline="") as fh:
-        w = csv.writer(fh)
+    with output_dir(out):
+        png = plot_curves(runs, out / "learning_curves.png", tags, base, log_y)
+        report = write_text_atomic(
+            out / "report.md", markdown_report(runs, groups, base, png, checkpoint)
+        )
+        buf = io.StringIO()
+        w = csv.writer(buf)
         w.writerow(["run", "group", "timesteps", "wall_s", "env_time_share",
                     "violation_rate_1ms_last", "violation_rate_1ms_best"])  # fmt: skip
         for r in runs:
@@ -376,4 +446,5 @@ def analyze(
             w.writerow([r.name, r.group, m.get("timesteps"), m.get("wall_s"),
                         m.get("env_time_share"), final_value(r, "last"),
                         final_value(r, "best")])  # fmt: skip
+        table = write_text_atomic(out / "runs.csv", buf.getvalue())
     return {"report": report, "plot": png, "table": table}

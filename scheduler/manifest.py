@@ -90,12 +90,89 @@ def observation_spec(k: int) -> dict[str, Any]:
     }
 
 
+_STR_LIST = "list of strings"
+FIELD_TYPES: dict[str, tuple[str, bool]] = {
+    "format": ("string", True),
+    "format_version": ("integer", True),
+    "model_version": ("string", True),
+    "created_utc": ("string", False),
+    "model": ("object", True),
+    "observation": ("object", True),
+    "K": ("integer", True),
+    "classes": (_STR_LIST, True),
+    "agent_classes": (_STR_LIST, False),
+    "site_tiers": (_STR_LIST, False),
+    "normalisation": ("object", False),
+    "source": ("object or null", False),
+    "training_config": ("object or null", False),
+    "metrics": ("object or null", False),
+    "model.file": ("string", True),
+    "model.sha256": ("string", True),
+    "model.opset": ("integer", True),
+    "model.inputs": ("object", False),
+    "model.outputs": ("object", False),
+    "model.export_check": ("object", False),
+    "observation.featuriser": ("string", False),
+    "observation.features_version": ("integer", True),
+    "observation.task_fields": (_STR_LIST, True),
+    "observation.telemetry_fields": (_STR_LIST, True),
+    "observation.task_features": (_STR_LIST, True),
+    "observation.candidate_features": (_STR_LIST, True),
+    "observation.size": ("integer", True),
+    "observation.dtype": ("string", False),
+}
+"""Every manifest field a loader reads: dotted key -> (JSON type, required)."""
+MAX_MODEL_VERSION = 200
+"""Longest ``model_version`` (characters): it is echoed in every answer."""
+_MISSING = object()
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "object or null":
+        return value is None or isinstance(value, dict)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)  # _STR_LIST
+
+
+def check_field_types(manifest: dict, fail) -> None:
+    """Call ``fail(reason)`` for the first field of :data:`FIELD_TYPES` that is missing (when
+    required) or of the wrong JSON type, and for an unusable ``model_version``."""
+    for key, (kind, required) in FIELD_TYPES.items():
+        node: Any = manifest
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            if required:
+                fail(f"missing key {key!r}")
+            continue
+        if not _has_type(node, kind):
+            article = "an" if kind[0] in "aeiou" else "a"
+            fail(f"{key} must be {article} {kind}, got {type(node).__name__} {_short(node)}")
+    version = manifest["model_version"]
+    if not version.strip() or len(version) > MAX_MODEL_VERSION or not version.isprintable():
+        fail(
+            f"model_version must be 1..{MAX_MODEL_VERSION} printable characters, got "
+            f"{_short(version)}"
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def validate_manifest(manifest: Any, where: str) -> None:
     """Raise :class:`PolicyFolderError` unless ``manifest`` is one this code can serve.
 
-    Checks the format and its version, the featuriser version, that the observation layout,
-    class list and site tiers are the current featuriser's, and that K and D agree.
-    ``where`` names the file in messages.
+    Checks the type of every field a loader reads (:data:`FIELD_TYPES`), the format and its
+    version, the featuriser version, that the observation layout, class list and site tiers
+    are the current featuriser's, and that K and D agree. ``where`` names the file in
+    messages.
     """
 
     def fail(reason: str) -> None:
@@ -103,6 +180,7 @@ def validate_manifest(manifest: Any, where: str) -> None:
 
     if not isinstance(manifest, dict):
         fail("not a JSON object")
+    check_field_types(manifest, fail)
     if manifest.get("format") != FORMAT:
         fail(f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
     version = manifest.get("format_version")

@@ -11,8 +11,16 @@ shared featuriser ``millinet.envs.features.featurize``, the graph from ``policy.
 protocol
 
 ``load_policy_folder`` raises :class:`PolicyFolderError` (one line naming the file and the
-reason) when a file is missing, the manifest's format or featuriser version is unknown, the
-model's checksum does not match the manifest, or the graph's signature is not the declared one.
+reason) when a file is missing, a manifest field has the wrong type, the manifest's format or
+featuriser version is unknown, the model's checksum does not match the manifest, or the
+graph's signature is not the declared one.
+
+**The model is never trusted.** Every answer of the graph is checked before it is used: an
+action outside ``0..K-1``, an action on a masked (infeasible) candidate, a NaN or infinite
+score, outputs of the wrong shape or a graph that fails at inference make the decision fall
+back to the nearest feasible candidate (the ``nearest`` rule), with ``decided_by="fallback"``
+and the reason in ``Decision.fallback`` (one of :data:`FALLBACK_REASONS`); each fallback is
+counted in :attr:`ExportedPolicy.fallbacks` (the service reports the counts at ``/healthz``).
 """
 
 from __future__ import annotations
@@ -37,9 +45,23 @@ from millinet.envs.features import (
 from millinet.scheduler import manifest as fmt
 from millinet.scheduler.manifest import PolicyFolderError
 
-__all__ = ["Decision", "ExportedPolicy", "PolicyFolderError", "load_policy_folder"]
+__all__ = [
+    "FALLBACK_REASONS",
+    "Decision",
+    "ExportedPolicy",
+    "PolicyFolderError",
+    "load_policy_folder",
+]
 
 _VALID = TELEMETRY_FIELDS.index("valid")
+FALLBACK_REASONS = (
+    "action_out_of_range",  # the graph chose no slot 0..K-1
+    "action_masked",  # the graph chose an infeasible slot
+    "non_finite_output",  # the chosen slot's score or logit is NaN or infinite
+    "malformed_output",  # the outputs have the wrong shapes
+    "inference_error",  # onnxruntime failed to run the graph
+)
+"""Why a decision fell back to the nearest feasible candidate instead of the model's choice."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +73,16 @@ class Decision:
     distribution (0..1) and ``logit`` its raw logit. ``decided_by`` is ``"policy"``, or
     ``"nearest"`` for a class the policy was not trained to decide (see
     :attr:`ExportedPolicy.agent_classes`): the first feasible slot, as in its training env.
-    ``score`` and ``logit`` are None unless the policy decided a feasible slot.
+    ``score`` and ``logit`` are None unless the policy decided a feasible slot. When the model's
+    answer was unusable, ``decided_by`` is ``"fallback"``, the slot is the nearest feasible one
+    and ``fallback`` says why (:data:`FALLBACK_REASONS`).
     """
 
     slot: int | None
     score: float | None
     logit: float | None
     decided_by: str = "policy"
+    fallback: str | None = None
 
 
 class ExportedPolicy:
@@ -76,19 +101,19 @@ class ExportedPolicy:
         rule in its training env (the evaluation harness and :meth:`decide` do the same)."""
         self._decides = [name in self.agent_classes for name in self.classes]
         self._session = session
-        self._action_only = [fmt.OUTPUT_ACTION]
         self._all = [fmt.OUTPUT_ACTION, fmt.OUTPUT_LOGITS, fmt.OUTPUT_PROBS]
+        self.fallbacks: dict[str, int] = dict.fromkeys(FALLBACK_REASONS, 0)
+        """How many decisions fell back to the nearest rule, by reason, since loading."""
 
     # ------------------------------------------------------------------ observation level
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         """Slot for one observation (D,) float32 and mask (K,) bool: the masked argmax
-        (slot 0 when nothing is feasible, which the engine counts as a rejection)."""
+        (slot 0 when nothing is feasible, which the engine counts as a rejection); the nearest
+        feasible slot when the model's answer is unusable (counted in :attr:`fallbacks`)."""
         obs = np.asarray(observation, dtype=np.float32).reshape(1, self.observation_size)
         m = np.asarray(mask, dtype=bool).reshape(1, self.K)
-        (action,) = self._session.run(
-            self._action_only, {fmt.INPUT_OBSERVATION: obs, fmt.INPUT_MASK: m}
-        )
-        return int(action[0])
+        (decision,) = self.decide_observations(obs, m)
+        return 0 if decision.slot is None else decision.slot
 
     def infer(
         self, observations: np.ndarray, masks: np.ndarray
@@ -115,15 +140,7 @@ class ExportedPolicy:
         tel = self._pad(telemetry)
         obs = featurize(task, tel)
         m = self._mask(tel, mask)
-        if not self.decides(task[0]):
-            return _nearest(obs, m, self.K)
-        actions, logits, probs = self._session.run(
-            self._all, {fmt.INPUT_OBSERVATION: obs[None], fmt.INPUT_MASK: m[None]}
-        )
-        if not m.any():
-            return Decision(None, None, None)
-        a = int(actions[0])
-        return Decision(a, float(probs[0, a]), float(logits[0, a]))
+        return self.decide_observations(obs[None], m[None], [task[0]])[0]
 
     def decides(self, cls: float) -> bool:
         """Whether the policy decides tasks of class index ``cls`` (else: nearest rule)."""
@@ -151,16 +168,35 @@ class ExportedPolicy:
         if len(observations) == 0:
             return []
         masks = np.asarray(masks, dtype=bool)
-        actions, logits, probs = self.infer(observations, masks)
-        feasible = masks.any(axis=1)
+        n = len(observations)
+        try:
+            actions, logits, probs = self.infer(observations, masks)
+            outputs_ok = (
+                np.shape(actions) == (n,)
+                and np.shape(logits) == (n, self.K)
+                and np.shape(probs) == (n, self.K)
+                and np.issubdtype(np.asarray(actions).dtype, np.integer)
+            )
+            problem = None if outputs_ok else "malformed_output"
+        except ValueError:  # the caller's input (shapes): the caller's error
+            raise
+        except Exception:  # onnxruntime's own errors: the graph failed, not the request
+            problem = "inference_error"
         out = []
-        for i, a in enumerate(actions.tolist()):
+        for i in range(n):
             if classes is not None and not self.decides(classes[i]):
                 out.append(_nearest(observations[i], masks[i], self.K))
-            elif feasible[i]:
-                out.append(Decision(a, float(probs[i, a]), float(logits[i, a])))
-            else:
+            elif not masks[i].any():
                 out.append(Decision(None, None, None))
+            else:
+                why = problem or _unusable(actions[i], logits[i], probs[i], masks[i], self.K)
+                if why is None:
+                    a = int(actions[i])
+                    out.append(Decision(a, float(probs[i, a]), float(logits[i, a])))
+                else:
+                    self.fallbacks[why] += 1
+                    slot = _nearest(observations[i], masks[i], self.K).slot
+                    out.append(Decision(slot, None, None, "fallback", why))
         return out
 
     def _mask(self, tel: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -202,6 +238,21 @@ class ExportedPolicy:
         }
 
 
+def _unusable(
+    action, logits: np.ndarray, probs: np.ndarray, mask: np.ndarray, k: int
+) -> str | None:
+    """Why the model's answer for one task cannot be used (a :data:`FALLBACK_REASONS` entry),
+    or None when it can: a slot ``0..K-1``, feasible, with a finite score and logit."""
+    a = int(action)
+    if not 0 <= a < k:
+        return "action_out_of_range"
+    if not mask[a]:
+        return "action_masked"
+    if not (np.isfinite(probs[a]) and np.isfinite(logits[a])):
+        return "non_finite_output"
+    return None
+
+
 def _nearest(observation: np.ndarray, mask: np.ndarray, k: int) -> Decision:
     """The nearest rule, as the env and the simulator apply it
     (``millinet.envs.simulation.nearest_slot``): the feasible slot of minimum propagation as the
@@ -221,6 +272,8 @@ def load_policy_folder(path: str | Path, *, threads: int = 1) -> ExportedPolicy:
     """
     folder = Path(path)
     where = str(folder)
+    if folder.exists() and not folder.is_dir():
+        raise PolicyFolderError(f"{where}: is a file, not a policy folder")
     if not folder.is_dir():
         raise PolicyFolderError(f"{where}: no such policy folder")
     manifest_path = folder / fmt.MANIFEST_FILE
@@ -230,8 +283,8 @@ def load_policy_folder(path: str | Path, *, threads: int = 1) -> ExportedPolicy:
             raise PolicyFolderError(f"{p}: missing; an exported policy folder holds "
                                     f"{fmt.MODEL_FILE} and {fmt.MANIFEST_FILE}")  # fmt: skip
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        manifest = json.loads(manifest_path.read_text(), parse_constant=_no_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise PolicyFolderError(f"{manifest_path}: not valid JSON ({exc})") from exc
     fmt.validate_manifest(manifest, str(manifest_path))
     actual = fmt.sha256_file(model_path)
@@ -253,6 +306,11 @@ def load_policy_folder(path: str | Path, *, threads: int = 1) -> ExportedPolicy:
         raise PolicyFolderError(f"{model_path}: onnxruntime cannot load it ({exc})") from exc
     _check_signature(session, manifest, str(model_path))
     return ExportedPolicy(folder, manifest, session)
+
+
+def _no_constant(name: str):
+    """``json.loads`` hook: NaN and Infinity are not JSON (strict clients refuse them)."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _check_signature(session: ort.InferenceSession, manifest: dict, where: str) -> None:

@@ -6,7 +6,8 @@ Endpoints (OpenAPI at ``/openapi.json``, browsable at ``/docs``):
   identifiers (``site``, ``path``, as given), its score (policy probability), raw logit and the
   model version;
 * ``POST /v1/decide/batch``: up to ``max_batch`` such requests, decided in one inference call;
-* ``GET /healthz``: liveness, with the model version;
+* ``GET /healthz``: liveness, with the model version and the count of fallbacks (decisions
+  where the model's answer was unusable and the nearest feasible candidate was chosen);
 * ``GET /v1/model``: what was loaded (manifest summary: version, K, classes, training config,
   metrics).
 
@@ -46,7 +47,7 @@ from millinet.envs.features import (
     TASK_FIELDS,
     featurize_rows,
 )
-from millinet.scheduler.runtime import ExportedPolicy, load_policy_folder
+from millinet.scheduler.runtime import FALLBACK_REASONS, ExportedPolicy, load_policy_folder
 
 log = logging.getLogger("millinet.scheduler")
 
@@ -129,7 +130,10 @@ class Decision(BaseModel):
     """The choice. ``slot`` is None (and ``feasible`` false) when no candidate is feasible:
     reject the task. ``score``: the policy's probability of the chosen slot. ``decided_by``:
     ``nearest`` for a task class the policy was not trained to decide (first feasible slot, as
-    in its training environment; no score), else ``policy``."""
+    in its training environment; no score); ``fallback`` when the model's answer was unusable
+    (an action outside 0..K-1 or on an infeasible candidate, a NaN score, malformed outputs, a
+    failed inference): the nearest feasible candidate is chosen instead, ``fallback_reason``
+    says why, and ``/healthz`` counts it; else ``policy``."""
 
     slot: int | None
     feasible: bool
@@ -137,7 +141,8 @@ class Decision(BaseModel):
     path: str | None
     score: float | None
     logit: float | None
-    decided_by: Literal["policy", "nearest"]
+    decided_by: Literal["policy", "nearest", "fallback"]
+    fallback_reason: Literal[FALLBACK_REASONS] | None = None  # type: ignore[valid-type]
     model_version: str
     request_id: str | None
 
@@ -152,6 +157,9 @@ class Health(BaseModel):
     model_version: str
     K: int
     uptime_s: float
+    fallbacks: dict[str, int] = Field(
+        description="decisions since start where the model's answer was unusable, by reason"
+    )
 
 
 class ErrorMessage(BaseModel):
@@ -229,6 +237,7 @@ def create_app(
             score=d.score,
             logit=d.logit,
             decided_by=d.decided_by,
+            fallback_reason=d.fallback,
             model_version=version,
             request_id=req.request_id,
         )
@@ -268,7 +277,13 @@ def create_app(
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
         """Liveness and the loaded model's version."""
-        return Health(status="ok", model_version=version, K=K, uptime_s=time.monotonic() - started)
+        return Health(
+            status="ok",
+            model_version=version,
+            K=K,
+            uptime_s=time.monotonic() - started,
+            fallbacks=dict(policy.fallbacks),
+        )
 
     @app.get("/v1/model")
     async def model_info() -> dict[str, Any]:

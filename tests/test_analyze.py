@@ -106,6 +106,46 @@ def test_errors_name_the_input(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
 
 
+def _damaged_copy(runs_dir, tmp_path, how: str):
+    """A copy of the real run whose event file is garbage, truncated or empty."""
+    run = tmp_path / "runs" / "sunflower-metro_maskppo_s0_20260101-1200"
+    shutil.copytree(runs_dir / run.name, run)
+    (events,) = (run / "tb").glob("events.out.tfevents.*")
+    data = events.read_bytes()
+    events.write_bytes(
+        {"garbage": bytes(range(256)) * 4, "truncated": data[:-7], "empty": b"",
+         "flipped": data[:300] + bytes([data[300] ^ 0xFF]) + data[301:]}[how]
+    )  # fmt: skip
+    return run, events
+
+
+@pytest.mark.parametrize(
+    "how, status, says",
+    [
+        ("garbage", 2, "not a TensorBoard event file (corrupted at byte 0"),
+        ("flipped", 2, "damaged (corrupted at byte"),
+        ("truncated", 0, "truncated; using its"),
+        ("empty", 2, "no learning curves"),
+    ],
+)
+def test_damaged_event_files_are_named_never_silent_empty_curves(
+    runs_dir, tmp_path, capsys, how, status, says
+):
+    run, events = _damaged_copy(runs_dir, tmp_path, how)
+    out = tmp_path / "out"
+    assert main(["analyze", str(run), "--out", str(out)]) == status
+    err = capsys.readouterr().err
+    assert says in err, err
+    if how != "empty":
+        assert str(events) in err
+    else:  # the empty file is a warning; then no curve at all is an error
+        assert f"warning: {events}: empty; skipped" in err
+    assert out.is_dir() == (status == 0)  # a failed analysis leaves no output folder
+    if status == 0:
+        steps, _ = load_run(run).scalars["eval/violation_rate_1ms"]
+        assert list(steps) == [256, 512]  # every complete record was read
+
+
 def test_demo_end_to_end_with_tiny_config(tmp_path, capsys):
     """`millinet demo` wiring: train, evaluate against the baselines, write the report."""
     from pathlib import Path

@@ -69,6 +69,9 @@ def test_folder_and_manifest(exported):
         m["normalisation"]["mean"]
     ) == observation_size(8)
     assert m["training_config"]["env"]["horizon"] == 256
+    # the shipped default's telemetry, which the policy's observations came from
+    assert m["telemetry"]["mode"] == "reported" and m["telemetry"]["period_us"] == 1000.0
+    assert m["telemetry"]["scheduler"] == "per_factory"
     assert m["metrics"]["eval"]["violation_rate_1ms"] == 0.5
     assert m["source"]["model_file"] == "best/best_model.zip"
     model = onnx.load(str(out / "policy.onnx"))

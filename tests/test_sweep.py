@@ -303,6 +303,29 @@ def _kill_leftovers(tmp: str) -> None:
                 os.kill(int(pid_dir.name), signal.SIGKILL)
 
 
+def _ray_processes(tmp: str) -> list[str]:
+    """Processes (other than this one) holding files open under the Ray temp dir ``tmp`` or
+    naming it on their command line: what a sweep's Ray left running (the agents rename
+    themselves, their log files stay open)."""
+    found = []
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
+            continue
+        try:
+            cmd = (pid_dir / "cmdline").read_bytes().decode(errors="replace")
+            if (
+                "<defunct>" in cmd
+                or (pid_dir / "stat").read_text().split(")")[-1].split()[0] == "Z"
+            ):
+                continue
+            fds = [os.readlink(fd) for fd in (pid_dir / "fd").iterdir()]
+        except OSError:
+            continue
+        if tmp in cmd or any(f.startswith(tmp) for f in fds):
+            found.append(f"{pid_dir.name} {cmd.replace(chr(0), ' ')[:60]}")
+    return found
+
+
 def _sweep_cmd(config: Path, *extra: str) -> list[str]:
     return [PY, "-m", "millinet.experiments.cli", "sweep", "--config", str(config), *extra]
 
@@ -376,6 +399,8 @@ def test_tiny_sweep_on_local_ray(tmp_path, ray_env):
     assert glob.glob(str(exp / "trial_*" / "events.out.tfevents.*"))  # Tune's own metrics
     summary = (exp / "summary.md").read_text()
     assert "| rank | trial | ppo.learning_rate | ppo.policy.pi |" in summary
+    assert _ray_processes(ray_env["RAY_TMPDIR"]) == []  # the sweep's Ray is gone
+    assert not (exp / "ray_session.json").exists()
     print(f"tiny sweep: {elapsed:.0f} s")
 
 
@@ -398,8 +423,10 @@ def _experiment_state(exp: Path) -> list[tuple[str, str, int]]:
 
 @pytest.mark.slow
 def test_resume_after_killing_the_driver(tmp_path, ray_env):
-    """Kill the driver (and its local Ray) with SIGKILL mid-sweep, resume with --resume: the
-    finished trials are not run again, the interrupted ones continue from their checkpoint."""
+    """Kill the driver alone with SIGKILL mid-sweep, resume with --resume: the Ray processes
+    the killed driver left are stopped and named, the progress line's best counts the trials
+    reported before the kill, the finished trials are not run again, the interrupted ones
+    continue from their checkpoint, and no Ray process is left at the end."""
     config = sweep_yaml(
         tmp_path,
         name="kill",
@@ -431,7 +458,7 @@ def test_resume_after_killing_the_driver(tmp_path, ray_env):
             time.sleep(0.2)
         else:
             pytest.fail("no snapshot with a finished and a running trial within 300 s")
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+        os.kill(driver.pid, signal.SIGKILL)  # the driver only: its Ray is left to itself
         driver.wait(timeout=30)
     finally:
         if driver.poll() is None:
@@ -441,9 +468,18 @@ def test_resume_after_killing_the_driver(tmp_path, ray_env):
     trial_dirs = {tid: exp / f"trial_{tid.split('_')[-1]}" for tid, _, _ in state}
     before = {tid: _result_rows(d) for tid, d in trial_dirs.items()}
     status_at_kill = {tid: (status, it) for tid, status, it in state}
+    left = _ray_processes(ray_env["RAY_TMPDIR"])
 
     proc = _run_sweep(tmp_path, ray_env, config, "--num-cpus", "2", "--resume", timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _ray_processes(ray_env["RAY_TMPDIR"]) == []
+    if left:  # some of a killed driver's Ray processes outlive it; the resume stops them
+        assert "Ray process(es) left by a killed sweep driver" in proc.stdout, (left, proc.stdout)
+    # the progress line's best counts the results reported before the kill (as restored)
+    assert "resumed: best so far trial " in proc.stdout, proc.stdout[:2000]
+    shown = proc.stdout.split("resumed: best so far trial ", 1)[1].split()[1]
+    reported = {f"{100 * r['objective']:.3f}%" for rows in before.values() for r in rows}
+    assert shown in reported, (shown, reported)
     for tid, d in trial_dirs.items():
         rows = _result_rows(d)
         status, iters = status_at_kill[tid]

@@ -3,7 +3,8 @@
 * the limit: with period -> 0 and no delay, reported mode decides exactly like the oracle;
 * a report's values are the engine's state at the report's time (checked by replaying the same
   decisions in a second engine stopped at that time);
-* a report's delay is the fiber's physics plus the processing delay;
+* a report's delay is the fiber's physics plus the processing delay; a scheduler reads its
+  own node's interfaces directly;
 * reports are deterministic per seed, and their clocks' phases differ across seeds;
 * the stale-information result (Mitzenmacher 2000): greedy choice beats random choice on
   fresh information and loses to it on old information;
@@ -80,7 +81,7 @@ def _run_recording(scenario, seed: int, policy: str, until_s: float):
             s = view.scheduler_of_factory[a.factory]
             cset = engine.candidates(a)
             view.refresh(s, engine.now)
-            for q in cset.queues:
+            for q in set(cset.queues) - set(view.plan.local_q[s]):  # reported, not read directly
                 drain = view.q_drain[s][q]
                 measured = view.visible(q, view.phase_q[q], view.plan.delay_q[s][q], a.time_s)[0]
                 notes.append(("link", q, measured, drain))
@@ -194,6 +195,32 @@ def test_report_delay_is_fiber_physics_plus_processing():
         )
     with pytest.raises(ScenarioError, match="telemetry: a controller places a central"):
         load_scenario(_two_site_city({"mode": "reported", "controller": "edge"}))
+
+
+def test_a_per_factory_scheduler_reads_its_own_uplink_directly():
+    """The factory's uplink and LAN leave the scheduler's own node: their backlog in the
+    reported view is the instantaneous one at every decision, while a link further away is
+    seen through its reports (stale at least sometimes)."""
+    scenario = load_scenario(variant({"mode": "reported", "period_us": 2_000.0}, 2.0))
+    engine = Engine(scenario, 4)
+    view, net = engine._view, scenario.network
+    own = {q for f in range(len(net.factories)) for q in view.plan.local_q[f]}
+    assert own and all(net.q_nodes[q][0] in net.factories for q in own)
+    choose = chooser_for("earliest-finish", scenario)
+    stale = 0
+    for _ in range(3_000):
+        a = engine.next_arrival()
+        engine.telemetry_rows(a)  # refreshes the deciding scheduler's view
+        s = view.scheduler_of_factory[a.factory]
+        for q in view.plan.local_q[s]:
+            assert view.q_drain[s][q] == engine.link_drain_now(q)
+        far = [q for q in engine.candidates(a).queues if q not in view.plan.local_q[s]]
+        stale += any(
+            max(view.q_drain[s][q], a.time_s) != max(engine.link_drain_now(q), a.time_s)
+            for q in far
+        )
+        engine.dispatch(a, choose(engine, a))
+    assert stale > 50
 
 
 def test_report_age_follows_the_period_and_the_delay():
@@ -342,3 +369,21 @@ def test_pool_measurements_obey_littles_law_and_utilisation():
     little = rate * rec["compute_wait_s"].mean()
     assert np.mean(queued) == pytest.approx(little, rel=0.05)
     assert little > 1.0  # a real queue (Erlang C: L_q = 2.39 at rho = 0.8, c = 4)
+
+
+def test_the_oracle_view_of_a_reported_engine_is_the_oracle_engines_view():
+    """``telemetry(arrival, oracle=True)`` (a privileged teacher's view) under reported
+    telemetry equals the telemetry of an oracle-mode engine driven by the same decisions."""
+    reported = Engine(load_scenario(variant({"mode": "reported"}, 1.5)), 2)
+    oracle = Engine(load_scenario(variant({"mode": "oracle"}, 1.5)), 2)
+    choose = chooser_for("earliest-finish", reported.scenario)
+    differs = 0
+    for _ in range(1_500):
+        a, b = reported.next_arrival(), oracle.next_arrival()
+        privileged = reported.telemetry(a, oracle=True)
+        np.testing.assert_array_equal(privileged, oracle.telemetry(b))
+        differs += not np.array_equal(privileged, reported.telemetry(a))
+        slot = choose(reported, a)
+        reported.dispatch(a, slot)
+        oracle.dispatch(b, slot)
+    assert differs > 500  # the reported view is not the oracle's

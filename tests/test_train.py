@@ -201,18 +201,35 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "total_timesteps" in err and str(path) in err
 
 
-def test_cli_corrupted_resume_is_one_line(run, tmp_path, capsys):
+def test_cli_resume_skips_a_corrupted_checkpoint_and_fails_cleanly_without_any(
+    run, tmp_path, capsys
+):
     import shutil
 
     root, _, _ = run
     copy = tmp_path / root.name
-    shutil.copytree(root, copy)
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("train.lock"))  # a finished run
     ckpt = copy / f"checkpoints/model_{STEPS}_steps.zip"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    code = main(["train", "--resume", str(copy), "--total-timesteps", "4096", "--no-progress"])
-    assert code == 2
+    config = (copy / "config.yaml").read_bytes()
+    # the only other checkpoint is truncated too: nothing to resume from, nothing changed
+    older = copy / "checkpoints/model_512_steps.zip"
+    good = older.read_bytes()
+    older.write_bytes(good[:100])
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    argv = ["train", "--resume", str(copy), "--total-timesteps", "4096", "--no-progress"]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"model_{STEPS}_steps.zip" in err and "truncated" in err
+    assert "model_512_steps.zip" in err
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before
+    assert (copy / "config.yaml").read_bytes() == config  # a failed resume changes nothing
+    # with the older checkpoint intact, resume says what it skipped and continues from it
+    older.write_bytes(good)
+    assert main(argv[:4] + ["1536", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {ckpt}: not a model zip" in err
+    assert json.loads((copy / "metrics.json").read_text())["timesteps"] == 1536
 
 
 def test_plain_ppo_option(tmp_path):
@@ -277,6 +294,41 @@ def test_warm_start_imitates_teacher_and_time_limit_stops(tmp_path):
     assert load_run_policy(trainer.root, "pretrained").name.endswith(":pretrained")
     tags = scalars(trainer.root / "tb")
     assert "pretrain/accuracy" in tags
+
+
+def test_privileged_teacher_labels_from_the_oracle_view_and_dagger_follows_the_student(tmp_path):
+    """With ``pretrain.privileged`` the labels are the teacher's decisions on the oracle view of
+    each state (not on the reports the student reads); DAgger rounds add the student's states."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from millinet.agents.heuristics import make_heuristic
+    from millinet.agents.pretrain import collect
+    from millinet.envs.placement_env import PlacementEnv
+
+    spec = {"extends": "sunflower-metro", "load_scale": 2.0}  # 1 ms reports: often stale
+    venv = DummyVecEnv([lambda: PlacementEnv(spec, horizon=4096)])
+    venv.seed(3)
+    teacher = make_heuristic("earliest-finish")
+    data = collect(venv, teacher, 600, 0.99, privileged=True)
+    from_reports = [teacher.act(o, m) for o, m in zip(data["raw"], data["masks"])]
+    assert (data["actions"] != np.array(from_reports)).mean() > 0.02  # labels: another view
+    env = PlacementEnv(spec, horizon=4096)  # replayed by hand: the oracle view's decisions
+    env.reset(seed=3)
+    for label in data["actions"]:
+        assert label == teacher.act(env.oracle_observation(), env.action_masks())
+        env.step(label)
+
+    cfg = tiny_config().model_dump()
+    cfg["scenario"] = "sunflower-metro-load2x"
+    cfg["pretrain"] = {"teacher": "deadline-aware", "privileged": True, "steps": 1024,
+                       "dagger_rounds": 2, "dagger_steps": 512, "epochs": 2}  # fmt: skip
+    trainer = Trainer.create(validate_train_config(cfg, "<test>"), runs_dir=tmp_path)
+    try:
+        stats = trainer.train(256, progress=False, evaluate_best=False)["pretrain"]
+    finally:
+        trainer.close()
+    assert stats["privileged"] and stats["samples"] == 1024 + 2 * 512
+    assert len(stats["dagger_student_violation_rate_1ms"]) == 2
 
 
 def test_policy_spec_selects_a_run_checkpoint(run):

@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "analyze",
         help="compare training runs: learning curves (mean, 95%% CI) and a final table",
         description="Read the TensorBoard event files of run folders and write "
-        "learning_curves.png, report.md and runs.csv: violation_rate_1ms as mean and 95%% CI "
+        "learning_curves.png, report.md and runs.csv: violation_rate_1ms as mean and 95% CI "
         "across the seeds of each experiment (run name without seed and time), and a final "
         "table with optional baselines.",
     )

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from millinet.envs.files import check_output_dir
+
+    check_output_dir(args.out, "--out")  # before minutes of benchmarking
     names = tuple(BENCHMARKS) if args.name == "all" else (args.name,)
     for name in names:
         module, function = BENCHMARKS[name].split(":")

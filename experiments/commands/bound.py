@@ -8,14 +8,10 @@ import sys
 from tqdm import tqdm
 
 from millinet.envs.bound import OBJECTIVES, BoundResult, lower_bound
+from millinet.envs.files import check_output_file, write_text_atomic
+from millinet.envs.jsonio import dumps
 from millinet.envs.scenario import load_scenario
-from millinet.experiments.commands.simulate import (
-    add_scenario_arguments,
-    check_json_target,
-    parse_duration,
-    seed_of,
-    write_json_atomic,
-)
+from millinet.experiments.commands.simulate import add_scenario_arguments, parse_duration, seed_of
 
 
 def _positive_seconds(text: str) -> float:
@@ -116,9 +112,10 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     if args.json:
-        check_json_target(args.json)
+        check_output_file(args.json, "--json")
     scenario = load_scenario(args.scenario)
     duration = args.duration or scenario.config.duration_s
+    scenario.check_tasks(duration, "--duration" if args.duration else "duration_s")
     objectives = OBJECTIVES if args.objective == "both" else (args.objective,)
     progress = _Progress(duration)
     try:
@@ -134,5 +131,5 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     print(format_result(result))
     if args.json:
-        write_json_atomic(args.json, result.to_dict())
+        write_text_atomic(args.json, dumps(result.to_dict(), indent=2) + "\n")
     return 0

@@ -95,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
     require_extra("train", "millinet demo")
     from millinet.agents.ppo import Trainer
     from millinet.agents.train_config import load_train_config
+    from millinet.envs.files import check_output_dir
     from millinet.experiments.analysis import load_run, plot_curves
 
+    check_output_dir(args.runs_dir, "--runs-dir")
     start = time.perf_counter()
     cfg = load_train_config(args.config, total_timesteps=args.total_timesteps)
     print(

@@ -9,6 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+from millinet.envs.files import (
+    check_output_dir,
+    check_output_file,
+    output_dir,
+    safe_name,
+    write_text_atomic,
+)
 from millinet.experiments.commands.simulate import parse_duration
 
 
@@ -159,11 +166,12 @@ def run(args: argparse.Namespace) -> int:
     from millinet.agents.heuristics import HEURISTICS
     from millinet.envs.scenario import DEFAULT_SCENARIO, list_scenarios
     from millinet.experiments.errors import UserError
-    from millinet.experiments.evaluation.harness import evaluate, write_outputs
-    from millinet.experiments.evaluation.report import best_line, markdown_report, markdown_summary
 
     if args.all_scenarios and args.scenario:
         raise UserError("give either --scenario or --all-scenarios, not both")
+    check_output_dir(args.out, "--out")
+    if args.report:
+        check_output_file(args.report, "--report", create_parents=True)
     scenarios = list_scenarios() if args.all_scenarios else (args.scenario or [DEFAULT_SCENARIO])
     policies = args.policy or list(HEURISTICS)
     if len(set(policies)) != len(policies):
@@ -172,6 +180,20 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"a scenario is listed twice: {' '.join(scenarios)}")
     out = Path(args.out)
     several = args.all_scenarios or len(scenarios) > 1  # one sub-folder per scenario
+    with output_dir(out):  # a failure before the first outputs leaves no empty folder
+        _evaluate_all(args, scenarios, policies, out, several)
+    return 0
+
+
+def _evaluate_all(
+    args: argparse.Namespace, scenarios: list[str], policies: list[str], out: Path, several: bool
+) -> None:
+    """Evaluate every scenario, write its outputs (a sub-folder each when ``several``) and
+    the combined report."""
+    from millinet.experiments.errors import UserError
+    from millinet.experiments.evaluation.harness import evaluate, write_outputs
+    from millinet.experiments.evaluation.report import best_line, markdown_report, markdown_summary
+
     start = time.perf_counter()
     evaluations = []
     for name in scenarios:
@@ -190,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         finally:
             progress.close()
-        folder = out / ev.scenario if several else out
+        folder = out / safe_name(ev.scenario) if several else out
         write_outputs(ev, folder, plots=not args.no_plots, command=command_line(args))
         evaluations.append(ev)
         print(f"## {ev.scenario}\n")
@@ -200,15 +222,14 @@ def run(args: argparse.Namespace) -> int:
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         image_dirs = {
-            ev.scenario: _relpath(out / ev.scenario if several else out, report.parent)
+            ev.scenario: _relpath(out / safe_name(ev.scenario) if several else out, report.parent)
             for ev in evaluations
         }
         text = markdown_report(
             evaluations, command_line(args), image_dirs, time.perf_counter() - start
         )
-        report.write_text(text)
+        write_text_atomic(report, text)
         print(f"wrote {report}")
-    return 0
 
 
 def _relpath(target: Path, base: Path) -> str:

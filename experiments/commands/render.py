@@ -12,6 +12,7 @@ from tqdm import tqdm
 from millinet.agents.specs import chooser_for
 from millinet.envs.engine import Engine
 from millinet.envs.errors import require_extra
+from millinet.envs.files import check_output_file
 from millinet.envs.render import CityRenderer, save_png
 from millinet.envs.scenario import load_scenario
 from millinet.envs.workload import WorkloadEndedError
@@ -53,12 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> Path:
-    out = Path(args.out)
-    extra = FORMATS.get(out.suffix.lower())
+    extra = FORMATS.get(Path(args.out).suffix.lower())
     if extra is None:
         raise UserError(f"--out {args.out}: write a .png picture or an .mp4 video")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {args.out}: folder {str(out.parent)!r} does not exist")
+    out = check_output_file(args.out, "--out")
     if not (0 < args.frame_ms <= 1000) or not (1 <= args.fps <= 120):
         raise UserError("--frame-ms must be in (0, 1000] and --fps in [1, 120]")
     require_extra(extra, f"millinet render --out *{out.suffix.lower()}")

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
 from millinet.agents.specs import POLICY_HELP, chooser_for
-from millinet.envs import jsonio
+from millinet.envs.files import check_output_file, write_text_atomic
+from millinet.envs.jsonio import dumps
 from millinet.envs.metrics import format_table
 from millinet.envs.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 from millinet.envs.simulation import simulate
-from millinet.experiments.errors import UserError
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
 
@@ -86,38 +84,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def check_json_target(path: str) -> None:
-    """Fail before any work if ``--json`` cannot be written (no folder, a folder given)."""
-    target = Path(path)
-    if target.is_dir():
-        raise UserError(f"--json {path}: is a folder; give a file name")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"--json {path}: folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"--json {path}: folder {str(folder)!r} is not writable")
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so a failure leaves no partial file."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(jsonio.dumps(data, indent=2) + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     if args.json:
-        check_json_target(args.json)
+        check_output_file(args.json, "--json")
     scenario = load_scenario(args.scenario)
     args.seed = seed_of(args, scenario)
     choose = chooser_for(args.policy, scenario, seed=args.seed)
     duration = args.duration or scenario.config.duration_s
+    scenario.check_tasks(duration, "--duration" if args.duration else "duration_s")
     bar = tqdm(
         total=round(duration * 1000),
         unit="ms",
@@ -139,14 +113,12 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(result.metrics))
     if args.json:
-        write_json_atomic(
-            args.json,
-            {
-                "scenario": scenario.name,
-                "policy": args.policy,
-                "seed": args.seed,
-                "duration_s": duration,
-                "metrics": result.metrics,
-            },
-        )
+        data = {
+            "scenario": scenario.name,
+            "policy": args.policy,
+            "seed": args.seed,
+            "duration_s": duration,
+            "metrics": result.metrics,
+        }
+        write_text_atomic(args.json, dumps(data, indent=2) + "\n")
     return 0

@@ -68,11 +68,13 @@ def _interrupt_on_sigterm() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from millinet.envs.errors import require_extra
+    from millinet.envs.files import check_output_dir
 
     require_extra("train", "millinet train")
     from millinet.agents.ppo import train
     from millinet.agents.train_config import load_train_config
 
+    check_output_dir(args.runs_dir, "--runs-dir")
     _interrupt_on_sigterm()
     cfg = (
         None

@@ -282,6 +282,7 @@ def evaluate(
     duration = float(duration_s if duration_s is not None else built.config.duration_s)
     if not 0.0 <= warmup_s < duration:
         raise ValueError(f"warmup ({warmup_s} s) must be in [0, duration = {duration} s)")
+    built.check_tasks(duration, "duration_s" if duration_s is None else "--duration")
     jobs = [Job(scenario, p, s, duration, warmup_s) for p in policies for s in seed_list]
     start = time.perf_counter()
     results: dict[tuple[str, int], EpisodeResult] = {}

@@ -30,7 +30,6 @@ import copy
 import itertools
 import json
 import math
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,6 +38,8 @@ from pydantic import BaseModel, Field, model_validator
 from millinet.agents.train_config import (
     DottedKeyError,
     TrainConfig,
+    check_not_empty,
+    check_resources,
     set_dotted,
     validate_train_config,
 )
@@ -72,8 +73,8 @@ PROTOCOL_KEYS = ("eval", "checkpoint")
 learns: a sweep may override them for its trials, ``best_config.yaml`` restores the base's."""
 MAX_CORNERS = 4096
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+Chunks = Annotated[int, Field(gt=0, le=10_000)]
+"""A count of chunks (Tune iterations)."""
 
 
 class SchedulerSettings(StrictModel):
@@ -82,11 +83,11 @@ class SchedulerSettings(StrictModel):
     type: Literal["asha", "pbt", "fifo"] = Field(
         "asha", description="asha (default): stop poor trials early; pbt; fifo: run all to the end"
     )
-    grace_period: PositiveInt = Field(1, description="asha: chunks before a trial may be stopped")
-    reduction_factor: Annotated[float, Field(gt=1)] = Field(
+    grace_period: Chunks = Field(1, description="asha: chunks before a trial may be stopped")
+    reduction_factor: Annotated[float, Field(gt=1, le=100)] = Field(
         2.0, description="asha: 1/reduction_factor of the trials pass each rung"
     )
-    perturbation_interval: PositiveInt = Field(
+    perturbation_interval: Chunks = Field(
         2, description="pbt: chunks between exploit/explore steps"
     )
     quantile_fraction: Annotated[float, Field(gt=0, le=0.5)] = Field(
@@ -104,7 +105,9 @@ class SearchSettings(StrictModel):
     algorithm: Literal["random", "optuna"] = Field(
         "random", description="random (Tune's variant generator) or optuna (TPE)"
     )
-    seed: int | None = Field(0, description="sampler seed (null: not reproducible)")
+    seed: Annotated[int, Field(ge=0, lt=2**32)] | None = Field(
+        0, description="sampler seed (null: not reproducible)"
+    )
     include_default: bool = Field(
         True, description="the first trial runs the base config's own values of the space keys"
     )
@@ -115,8 +118,8 @@ class ObjectiveSettings(StrictModel):
     held-out report episodes after each chunk. The default weight makes the overall violation
     rate a tie-break: 1 point of 1 ms violations outweighs 100 points of overall violations."""
 
-    secondary_weight: Annotated[float, Field(ge=0)] = 0.01
-    average_last: PositiveInt = Field(
+    secondary_weight: Annotated[float, Field(ge=0, le=1e3)] = 0.01
+    average_last: Chunks = Field(
         1,
         description="report the objective averaged over the last k chunks (smooths PPO's "
         "chunk-to-chunk jumps; ASHA and the best-trial choice then see the average)",
@@ -128,7 +131,7 @@ class SweepConfig(StrictModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="sweep folder name")
     description: str = ""
-    train: str | dict[str, Any] = Field(
+    train: Annotated[str, Field(min_length=1)] | dict[str, Any] = Field(
         "ppo_sunflower.yaml",
         description="base training config: a YAML path (relative to this file, then to the "
         "working directory) or an inline mapping",
@@ -137,15 +140,19 @@ class SweepConfig(StrictModel):
         default_factory=dict, description="dotted training-config keys set for every trial"
     )
     space: dict[str, Any] = Field(min_length=1, description="dotted key -> {distribution: args}")
-    num_samples: PositiveInt = 8
-    chunk_timesteps: PositiveInt = Field(16_384, description="env steps per Tune iteration")
-    max_chunks: PositiveInt = Field(6, description="chunks per trial (its full budget)")
-    max_concurrent_trials: PositiveInt | None = None
-    time_budget_s: PositiveFloat | None = Field(
+    num_samples: Annotated[int, Field(gt=0, le=100_000)] = 8
+    chunk_timesteps: Annotated[int, Field(gt=0, le=1_000_000_000)] = Field(
+        16_384, description="env steps per Tune iteration"
+    )
+    max_chunks: Chunks = Field(6, description="chunks per trial (its full budget)")
+    max_concurrent_trials: Annotated[int, Field(gt=0, le=10_000)] | None = None
+    time_budget_s: Annotated[float, Field(gt=0, le=1e8)] | None = Field(
         None, description="stop starting/continuing trials after this much wall time"
     )
-    cpus_per_trial: PositiveFloat = 1.0
-    seeds_per_trial: PositiveInt = Field(
+    cpus_per_trial: Annotated[float, Field(gt=0, le=1024)] = Field(
+        1.0, description="CPUs each trial reserves; at most the CPUs of the Ray instance"
+    )
+    seeds_per_trial: Annotated[int, Field(gt=0, le=100)] = Field(
         1,
         description="training runs per trial (seeds seed .. seed + n - 1), trained in turn; "
         "the trial reports their mean, so one lucky seed cannot win the sweep (n x the cost)",
@@ -440,7 +447,12 @@ def validate_sweep_config(data: Any, source: str, base_dir: Path | None = None) 
                 source, "seeds_per_trial", f"seed {last} is invalid: {_short_reason(exc)}"
             ) from None
     base["scenario"] = _absolute_scenario(base_cfg.scenario, base_dir or Path("."))
-    _check_corners(params, base, source)
+    scenarios: dict = {}
+    try:
+        check_resources(validate_train_config(base, source), source, scenarios)
+    except ConfigError as exc:
+        raise ConfigError(source, "overrides", _short_reason(exc)) from None
+    _check_corners(params, base, source, scenarios)
     spec = SweepSpec(cfg, base, params, source, protocol)
     _check_scheduler(spec, source)
     return spec
@@ -450,29 +462,28 @@ def _base_train_data(cfg: SweepConfig, source: str, base_dir: Path) -> dict[str,
     """The base training config as a mapping (the file's content, not yet validated)."""
     if isinstance(cfg.train, dict):
         return copy.deepcopy(cfg.train)
-    candidates = [Path(cfg.train)]
-    if not Path(cfg.train).is_absolute():
-        candidates = list(dict.fromkeys([base_dir / cfg.train, Path(cfg.train)]))
-    for cand in candidates:
-        if cand.is_file():
-            try:
-                data = read_yaml(cand)
-            except ConfigError as exc:
-                raise ConfigError(source, "train", str(exc)) from None
-            if data is None:
-                return {}
+    given = Path(cfg.train)
+    places = {given: "absolute path"}
+    if not given.is_absolute():
+        places = {base_dir / given: "next to the sweep config", given: "in the working directory"}
+    for cand in places:
+        if not cand.exists():
+            continue
+        try:  # a directory, a binary file, an empty one: one line naming it
+            data = read_yaml(cand)
+            check_not_empty(data, str(cand))
             if not isinstance(data, dict):
-                raise ConfigError(source, "train", f"{cand}: not a YAML mapping")
-            try:  # validated on its own first, so its errors name its own file
-                validate_train_config(copy.deepcopy(data), str(cand))
-            except ConfigError as exc:
-                raise ConfigError(source, "train", str(exc)) from None
-            return data
+                raise ConfigError(str(cand), "", "not a YAML mapping")
+            validate_train_config(copy.deepcopy(data), str(cand))  # errors name its own file
+        except ConfigError as exc:
+            raise ConfigError(source, "train", str(exc)) from None
+        return data
+    looked = {str(p.resolve()): where for p, where in places.items()}
     raise ConfigError(
         source,
         "train",
-        f"training config {cfg.train!r} not found (looked for "
-        f"{' and '.join(str(c.resolve()) for c in candidates)})",
+        f"training config {cfg.train!r} not found; looked for "
+        + " and ".join(f"{p} ({where})" for p, where in looked.items()),
     )
 
 
@@ -493,14 +504,17 @@ def _absolute_scenario(scenario: str, base_dir: Path) -> str:
     return scenario
 
 
-def _check_corners(params: list[Param], base: dict[str, Any], source: str) -> None:
+def _check_corners(
+    params: list[Param], base: dict[str, Any], source: str, scenarios: dict | None = None
+) -> None:
     """Validate the training config at every corner of the space (each entry alone first, so
-    the message names the entry; then combinations, for cross-field rules like batch_size <=
-    n_steps * n_envs)."""
+    the message names the entry, with its resource estimate; then combinations, for
+    cross-field rules like batch_size <= n_steps * n_envs)."""
     for p in params:
         for value in p.corners():
             try:
-                validate_train_config(with_params(base, {p.key: value}), source)
+                corner = validate_train_config(with_params(base, {p.key: value}), source)
+                check_resources(corner, source, scenarios)
             except ConfigError as exc:
                 raise ConfigError(
                     source, f"space.{p.key}", f"value {value!r} is invalid: {_short_reason(exc)}"
@@ -562,8 +576,3 @@ def dump_sweep_data(spec: SweepSpec) -> dict[str, Any]:
         "base_train_config": spec.base,
         "train_protocol": spec.protocol,
     }
-
-
-def slug(text: str) -> str:
-    """File-name-safe version of ``text``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")

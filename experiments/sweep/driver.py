@@ -11,6 +11,11 @@
   finished ones are kept as they are).
 * ``--address``: connect to a running Ray cluster instead of starting a local Ray instance;
   an unreachable address fails within ``connect_timeout`` seconds.
+* Clean-up: a local Ray instance is shut down when the sweep ends, however it ends
+  (finished, Ctrl-C, an error). Its session folder is recorded in ``ray_session.json`` in
+  the sweep folder; if the driver is killed (SIGKILL) some Ray processes outlive it, and the
+  next run or ``--resume`` of the sweep stops them (found by their open files in that
+  session) and says so.
 
 When the sweep ends, :mod:`millinet.experiments.sweep.outputs` writes the summary table, the plot
 and the best trial's config as a training YAML into the sweep folder.
@@ -28,7 +33,13 @@ from typing import Any
 
 import yaml
 
+from millinet.envs.validation import read_yaml
 from millinet.experiments.sweep.config import OBJECTIVE, SweepSpec, dump_sweep_data, tune_space
+from millinet.experiments.sweep.ray_cleanup import (
+    clean_up_leftovers,
+    finish_session,
+    record_session,
+)
 
 SAVED_SPEC = "sweep_config.yaml"
 """The resolved sweep (sweep config + base training config) saved in the sweep folder."""
@@ -90,8 +101,11 @@ def prepare_environment(address: str | None) -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-def connect_ray(address: str | None, num_cpus: int | None, timeout: float, temp_dir=None) -> None:
-    """Start a local Ray instance (``address`` None) or connect to a running cluster.
+def connect_ray(
+    address: str | None, num_cpus: int | None, timeout: float, temp_dir=None
+) -> str | None:
+    """Start a local Ray instance (``address`` None) or connect to a running cluster; returns
+    the local instance's session folder (None on a cluster).
 
     With an address, a watchdog ends the process with a clear message when ``ray.init`` has
     not returned after ``timeout`` seconds (it would otherwise retry forever on an address
@@ -125,7 +139,7 @@ def connect_ray(address: str | None, num_cpus: int | None, timeout: float, temp_
         else:
             kwargs.pop("include_dashboard")
         try:
-            ray.init(address=address, **kwargs)
+            context = ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError) as exc:
             hint = ""
             if address is not None and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
@@ -136,6 +150,17 @@ def connect_ray(address: str | None, num_cpus: int | None, timeout: float, temp_
             raise SweepError(f"cannot connect to Ray at {address}: {exc}{hint}") from None
     finally:
         done.set()
+    return None if address is not None else context.address_info.get("session_dir")
+
+
+def check_cpus(spec: SweepSpec, cpus: float, where: str) -> None:
+    """A trial that needs more CPUs than the Ray instance has would wait forever: refuse it."""
+    need = spec.cfg.cpus_per_trial
+    if need > cpus:
+        raise SweepError(
+            f"{spec.source}: cpus_per_trial: a trial needs {need:g} CPUs but {where} has "
+            f"{cpus:g}; no trial could ever start (lower cpus_per_trial or give more CPUs)"
+        )
 
 
 # --------------------------------------------------------------------------- console
@@ -155,15 +180,37 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id.split('_')[-1]}"
 
 
+def best_result(trials) -> tuple[float, str] | None:
+    """(objective, trial label) of the best result any of ``trials`` reported (a restored
+    trial keeps the minimum of its results); None before any result."""
+    best = None
+    for t in trials:
+        seen = (t.metric_analysis or {}).get(OBJECTIVE, {}).get("min")
+        if seen is not None and seen == seen and (best is None or seen < best[0]):
+            best = (float(seen), trial_label(t))
+    return best
+
+
 def _make_progress_callback(max_chunks: int):
     from ray import tune
 
     class ProgressPrinter(tune.Callback):
-        """One console line per trial event and per reported chunk, with the best so far."""
+        """One console line per trial event and per reported chunk, with the best so far
+        (after ``--resume``, the trials of the earlier runs count too)."""
 
         def setup(self, **info) -> None:
             self.t0 = time.monotonic()
             self.best: tuple[float, str] | None = None
+            self._seeded = False
+
+        def on_step_begin(self, iteration, trials, **info) -> None:
+            """Before the first step of this run: the best of the restored results."""
+            if self._seeded:
+                return
+            self._seeded = True
+            self.best = best_result(trials)
+            if self.best is not None:
+                self._say(f"resumed: best so far {self.best[1]} {_fmt_pct(self.best[0])}")
 
         def _say(self, text: str, trials=None) -> None:
             el = int(time.monotonic() - getattr(self, "t0", time.monotonic()))
@@ -326,7 +373,7 @@ def saved_spec(spec: SweepSpec) -> SweepSpec:
     path = spec.experiment_dir() / SAVED_SPEC
     if not path.is_file():
         return spec
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path)
     sweep = {
         **data["sweep"],
         "train": data["base_train_config"],
@@ -382,11 +429,17 @@ def run_sweep(
         )
     if resume:
         spec = saved_spec(spec)
-    connect_ray(address, num_cpus, connect_timeout, ray_temp_dir)
+    if address is None:
+        local = num_cpus or os.cpu_count() or 1
+        check_cpus(spec, local, f"the local Ray instance (--num-cpus {local})")
+        clean_up_leftovers(exp)
+    session = connect_ray(address, num_cpus, connect_timeout, ray_temp_dir)
     import ray
 
     try:
+        record_session(exp, session)
         res = ray.cluster_resources()
+        check_cpus(spec, res.get("CPU", 0), f"the Ray cluster at {address}")
         print(
             f"sweep {spec.name}: {spec.cfg.num_samples} trials x up to {spec.cfg.max_chunks} "
             f"chunks of {spec.cfg.chunk_timesteps:,} steps, scheduler "
@@ -410,6 +463,8 @@ def run_sweep(
         return paths
     finally:
         ray.shutdown()
+        if session:
+            finish_session(exp, session)
 
 
 def trial_statuses(spec: SweepSpec) -> list[str]:
