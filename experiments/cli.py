@@ -18,8 +18,8 @@ from millinet.envs.errors import MillinetError, MillinetWarning
 from millinet.experiments.errors import UserError
 
 COMMANDS = (
-    "scenarios", "simulate", "evaluate", "train", "analyze", "sweep", "export", "serve",
-    "bench", "demo", "render",
+    "scenarios", "simulate", "bound", "evaluate", "train", "analyze", "sweep", "export",
+    "serve", "bench", "demo", "render",
 )  # fmt: skip
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
