@@ -18,7 +18,8 @@ from millinet.envs.errors import MillinetError, MillinetWarning
 from millinet.experiments.errors import UserError
 
 COMMANDS = (
-    "scenarios", "simulate", "evaluate", "benchmark", "train", "analyze", "sweep", "export",
+    "scenarios", "simulate", "bound", "evaluate", "benchmark", "train", "analyze", "sweep",
+    "export",
     "serve", "bench", "demo", "render",
 )  # fmt: skip
 

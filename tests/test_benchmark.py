@@ -14,6 +14,7 @@ import math
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from _bench_suites import SEED0, bench_cmd, cell_files, read_csv, tiny_suite
@@ -264,9 +265,9 @@ def test_leaderboard_verdicts_and_gap_closed_by_hand():
 def test_benchmark_outputs_seed_base_and_reuse(tmp_path, capsys):
     """The four outputs; every number of a cell equals the harness's evaluation of that
     policy on the test set with the same seed base; a second run reuses every cell."""
-    from millinet.experiments.benchmark.bound import MISSING, bound_function
+    from millinet.envs.bound import lower_bound
     from millinet.experiments.benchmark.suite import load_suite
-    from millinet.experiments.evaluation.harness import evaluate
+    from millinet.experiments.evaluation.harness import cached_scenario, evaluate
 
     suite = tiny_suite(tmp_path)
     out = tmp_path / "out"
@@ -276,7 +277,9 @@ def test_benchmark_outputs_seed_base_and_reuse(tmp_path, capsys):
         assert (out / name).is_file(), name
     run = json.loads((out / "run.json").read_text())
     assert run["seeds"]["test"] == [SEED0 + 7, SEED0 + 8]
-    assert run["cells_run"] == 6  # 2 sets x 2 heuristics on reports + 2 shared oracle cells
+    # 2 sets x 2 heuristics on reports + 2 shared oracle cells + 1 bound cell: the central
+    # variation changes only the telemetry, so both sets have the same arrivals and one bound
+    assert run["cells_run"] == 7
     rows = read_csv(out / "leaderboard.csv")
     ts = load_suite(suite).test_set("central")
     ev = evaluate(ts.view("oracle"), ["deadline-aware"], 2, duration_s=0.01, seed_base=7)
@@ -290,18 +293,28 @@ def test_benchmark_outputs_seed_base_and_reuse(tmp_path, capsys):
     )
     md = (out / "leaderboard.md").read_text()
     assert "## Test sets: headroom or control, measured" in md and "central" in md
-    if bound_function() is None:
-        assert MISSING in md
+    # The bound column is millinet bound's share on each test episode, and no entry beats it.
+    (bound_row,) = [r for r in rows if r["test_set"] == "central" and r["entry"] == "lower bound"]
+    shares = [
+        lower_bound(cached_scenario(ts.view("reported")), seed, 0.01).bounds["violations_1ms"].share
+        for seed in run["seeds"]["test"]
+    ]
+    assert float(bound_row["violation_rate_1ms"] or "nan") == pytest.approx(
+        np.nanmean(shares), nan_ok=True
+    )
+    for r in rows:
+        if r["test_set"] == "central" and r["violation_rate_1ms"]:
+            assert float(r["violation_rate_1ms"]) >= float(bound_row["violation_rate_1ms"])
     capsys.readouterr()
     files = cell_files(out)
     assert main([*args, "--seed-base", "7"]) == 0
-    assert "6 cells, 6 already in" in capsys.readouterr().out
+    assert "7 cells, 7 already in" in capsys.readouterr().out
     assert cell_files(out) == files
     assert read_csv(out / "leaderboard.csv") == rows
     # Another seed base is another set of cells beside these.
     assert main([*args, "--seed-base", "9", "--policy", "nearest"]) == 0
     assert "0 already in" in capsys.readouterr().out
-    assert len(cell_files(out)) == 12
+    assert len(cell_files(out)) == 14
 
 
 def test_equal_parameters_share_one_cell(tmp_path, capsys):
@@ -313,14 +326,15 @@ def test_equal_parameters_share_one_cell(tmp_path, capsys):
     args = ["benchmark", "--suite", str(suite), "--out", str(out), "--workers", "1"]
     assert main(args) == 0
     run = json.loads((out / "run.json").read_text())
-    assert run["cells_run"] == 2  # deadline-aware on reports (shared) and under the oracle
+    # deadline-aware on reports (shared by both labels), under the oracle, and the bound
+    assert run["cells_run"] == 3
     assert all((out / c["file"]).is_file() for c in run["cells"].values())
     rows = read_csv(out / "leaderboard.csv")
     by_entry = {r["entry"]: r["violation_rate_1ms"] for r in rows}
     assert by_entry["tuned:tuned"] == by_entry["deadline-aware"]
     capsys.readouterr()
     assert main(args) == 0
-    assert "2 cells, 2 already in" in capsys.readouterr().out
+    assert "3 cells, 3 already in" in capsys.readouterr().out
 
 
 def test_evaluate_seed_base(tmp_path):

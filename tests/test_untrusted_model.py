@@ -114,8 +114,8 @@ def broken_folder(genuine: Path, dst: Path, kind: str) -> Path:
 
     shutil.copytree(genuine, dst)
     manifest = json.loads((dst / "manifest.json").read_text())
-    k = manifest["K"]
-    (dst / "policy.onnx").write_bytes(broken_graph(k, 7 + 14 * k, kind))
+    k, d = manifest["K"], manifest["observation"]["size"]
+    (dst / "policy.onnx").write_bytes(broken_graph(k, d, kind))
     manifest["model"]["sha256"] = sha256_file(dst / "policy.onnx")
     (dst / "manifest.json").write_text(json.dumps(manifest))
     return dst

@@ -1,41 +1,27 @@
 """The leaderboard's lower-bound column: the one place that calls ``millinet bound``.
 
-``millinet.envs.bound.lower_bound(scenario, seed, duration_s, objectives=...)`` (issue 15)
-proves, per episode, a lower bound on the 1 ms violations of *every* policy (clairvoyant: it
-knows every arrival). When that module is installed, each test set gets a ``bound`` cell: one
-bound per test seed, its share of the episode's 1 ms tasks as ``violation_rate_1ms``. Until
-then the column says :data:`MISSING`. A bound covers the whole episode, so with a warm-up
-(metrics that leave the first tasks out) it is not comparable and is not computed.
+``millinet.envs.bound.lower_bound(scenario, seed, duration_s, objectives=...)`` proves, per
+episode, a lower bound on the 1 ms violations of *every* policy (clairvoyant: it knows every
+arrival; docs/bound.md). Each test set gets a ``bound`` cell: one bound per test seed, its
+share of the episode's 1 ms tasks as ``violation_rate_1ms``. A bound covers the whole episode,
+so with a warm-up (metrics that leave the first tasks out) it is not comparable and is not
+computed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
+from millinet.envs.bound import lower_bound
 from millinet.experiments.evaluation.harness import EpisodeResult, Job, cached_scenario, id_fields
 
-MISSING = "missing (millinet bound not available)"
 OBJECTIVE = "violations_1ms"
-
-
-def bound_function() -> Callable[..., Any] | None:
-    """``millinet.envs.bound.lower_bound`` if that module is installed, else None."""
-    try:
-        from millinet.envs.bound import lower_bound
-    except ImportError:
-        return None
-    return lower_bound
 
 
 def bound_episode(job: Job) -> EpisodeResult:
     """The lower bound of one test episode as a metric row (top-level: it runs in worker
     processes and Ray tasks like :func:`~millinet.experiments.evaluation.harness.run_episode`).
     ``violation_rate_1ms`` is the bound's share of the episode's 1 ms tasks."""
-    lower_bound = bound_function()
-    if lower_bound is None:
-        raise RuntimeError(MISSING)
     scenario = cached_scenario(job.scenario)
     start, cpu = time.perf_counter(), time.process_time()
     result = lower_bound(

@@ -19,7 +19,7 @@ from millinet.agents.specs import (
     policy_fingerprint,
     split_checkpoint,
 )
-from millinet.experiments.benchmark.bound import MISSING, bound_episode, bound_function
+from millinet.experiments.benchmark.bound import bound_episode
 from millinet.experiments.benchmark.cells import (
     BOUND_POLICY,
     Cell,
@@ -65,8 +65,6 @@ def bound_status(suite: Suite, wanted: bool) -> str | None:
     """Why the bound column is empty (None when bound cells will run)."""
     if not wanted:
         return "not computed (--no-bound)"
-    if bound_function() is None:
-        return MISSING
     if suite.config.warmup_s > 0:
         return "not computed (a bound covers whole episodes; the suite has a warm-up)"
     return None

@@ -27,21 +27,38 @@ def parse_duration(text: str) -> float:
     return value / 1000 if m.group(2) == "ms" else value
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """``--scenario``, ``--policy`` and ``--seed`` of a command that runs one scenario (simulate,
-    render); :func:`seed_of` resolves the seed."""
+def parse_seed(text: str) -> int:
+    """An engine seed: an integer >= 0 (numpy's generators take no negative seed)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: use an integer >= 0")
+    return seed
+
+
+def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
+    """``--scenario`` and ``--seed``, which fix an episode's arrivals (simulate, render,
+    bound); :func:`seed_of` resolves the seed."""
     p.add_argument(
         "--scenario",
         default=DEFAULT_SCENARIO,
         help=f"shipped name or YAML path (default {DEFAULT_SCENARIO})",
     )
-    p.add_argument("--policy", default="nearest", help=POLICY_HELP)
     p.add_argument(
         "--seed",
-        type=int,
+        type=parse_seed,
         default=None,
         help="workload seed (default: the scenario's `seed`, 0 unless the file sets it)",
     )
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """:func:`add_scenario_arguments` and ``--policy``: a command that runs one scenario under
+    a policy (simulate, render)."""
+    add_scenario_arguments(p)
+    p.add_argument("--policy", default="nearest", help=POLICY_HELP)
 
 
 def seed_of(args: argparse.Namespace, scenario: Scenario) -> int:
