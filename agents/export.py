@@ -132,8 +132,12 @@ def export_policy(
     out_dir: str | Path,
     checkpoint: str = "best",
     opset: int = DEFAULT_OPSET,
+    test_results: dict | None = None,
 ) -> dict:
     """Export ``run_dir``'s ``checkpoint`` into ``out_dir``; returns the manifest written.
+    ``test_results`` (JSON-ready: what the policy scored on held-out test seeds, e.g.
+    ``millinet.experiments.benchmark.leaderboard.entry_record`` per benchmark) goes into the
+    manifest beside the run's training metrics.
 
     ``out_dir`` is checked first (a new folder, or one holding only an earlier export, which is
     replaced); the export is built in a temporary sibling folder and put in place complete,
@@ -151,7 +155,7 @@ def export_policy(
     with output_dir(out.parent):  # missing parents; removed again if the export fails
         tmp = new_sibling_dir(out)
         try:
-            manifest = _write_export(run, checkpoint, opset, tmp)
+            manifest = _write_export(run, checkpoint, opset, tmp, test_results)
             replace_dir(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -173,7 +177,9 @@ def check_finite(run: Checkpoint) -> None:
         )
 
 
-def _write_export(run: Checkpoint, checkpoint: str, opset: int, out: Path) -> dict:
+def _write_export(
+    run: Checkpoint, checkpoint: str, opset: int, out: Path, test_results: dict | None = None
+) -> dict:
     """Write ``policy.onnx`` (checked against the torch policy) and ``manifest.json`` into the
     folder ``out``; returns the manifest."""
     import onnx
@@ -263,6 +269,7 @@ def _write_export(run: Checkpoint, checkpoint: str, opset: int, out: Path) -> di
         # what the policy's observations meant in training (README, Telemetry)
         "telemetry": _jsonable(load_scenario(run.config.scenario).config.telemetry.model_dump()),
         "metrics": _jsonable(run.metrics),
+        "test_results": _jsonable(test_results),
     }
     (out / fmt.MANIFEST_FILE).write_text(jsonio.dumps(manifest, indent=2) + "\n")  # no NaN
     return manifest

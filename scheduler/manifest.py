@@ -106,6 +106,7 @@ FIELD_TYPES: dict[str, tuple[str, bool]] = {
     "source": ("object or null", False),
     "training_config": ("object or null", False),
     "metrics": ("object or null", False),
+    "test_results": ("object or null", False),
     "model.file": ("string", True),
     "model.sha256": ("string", True),
     "model.opset": ("integer", True),

@@ -169,3 +169,40 @@ def test_export_refuses_incomplete_runs(exported, tmp_path, capsys, remove, mess
     assert "millinet export: error:" in err and message in err
     assert "Traceback" not in err
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_export_records_the_benchmarks_test_results(exported, tmp_path, capsys):
+    """`millinet export --benchmark DIR` copies the run's rows of that leaderboard (rate and
+    interval per test set, the best baseline's, the gap closed) and its test seeds into the
+    manifest; a folder that is not a benchmark, or one without the run, is one line and no
+    export."""
+    import csv
+
+    from _bench_suites import tiny_suite
+
+    run_dir, _ = exported
+    bench = tmp_path / "bench"
+    suite = tiny_suite(tmp_path, ood=[], heuristics=["deadline-aware"])
+    args = ["benchmark", "--suite", str(suite), "--out", str(bench), "--workers", "1"]
+    assert cli([*args, "--policy", str(run_dir), "--no-bound"]) == 0
+    out = tmp_path / "policy"
+    assert cli(["export", str(run_dir), "--out", str(out), "--benchmark", str(bench)]) == 0
+    record = json.loads((out / "manifest.json").read_text())["test_results"]["benchmarks"][0]
+    with open(bench / "leaderboard.csv", newline="") as fh:
+        (row,) = [r for r in csv.DictReader(fh) if r["entry"] == run_dir.name]
+    scored = record["test_sets"]["sunflower-metro-load2x"]
+    assert scored["violation_rate_1ms"][0] == pytest.approx(float(row["violation_rate_1ms"]))
+    assert scored["best_baseline"] == row["best_baseline"]
+    assert record["test_engine_seeds"] == json.loads((bench / "run.json").read_text())["seeds"][
+        "test"
+    ]
+    load_policy_folder(out)  # the extra field keeps the folder servable
+    other = tmp_path / "other"
+    assert cli([*args[:4], str(other), "--workers", "1", "--no-bound"]) == 0  # without the run
+    capsys.readouterr()
+    for folder, says in ((tmp_path, "not a benchmark output"), (other, "no entry")):
+        target = tmp_path / f"refused-{folder.name}"
+        assert cli(["export", str(run_dir), "--out", str(target), "--benchmark", str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and len(err.splitlines()) == 1, err
+        assert not target.exists()

@@ -26,13 +26,17 @@ paired comparisons the choice only matters between baselines that tie.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from millinet.envs.config import CLASS_NAMES
+from millinet.envs.errors import MillinetError
 from millinet.envs.stats import bootstrap_ci, paired_difference_ci
 from millinet.experiments.benchmark.cells import CellResult
 from millinet.experiments.benchmark.suite import Suite, TestSet
@@ -378,3 +382,54 @@ def _cell(x: Any) -> Any:
     if isinstance(x, float):
         return "" if math.isnan(x) else repr(x)
     return x
+
+
+def entry_record(folder: str | Path, entry: str) -> dict[str, Any]:
+    """One entry's results from a benchmark output ``folder`` (its ``leaderboard.csv`` and
+    ``run.json``), as an exported policy's manifest records them: the suite, the test engine
+    seeds, the command and commit, and per test set the entry's violation_rate_1ms (mean and
+    95% interval, fractions), the best baseline's, the verdict and the gap closed.
+    :class:`~millinet.envs.errors.MillinetError` (one line) if the folder is not a finished
+    benchmark or holds no row of ``entry``."""
+    folder = Path(folder)
+    board, run_file = folder / "leaderboard.csv", folder / "run.json"
+    if not board.is_file() or not run_file.is_file():
+        raise MillinetError(f"{folder}: not a benchmark output (no leaderboard.csv / run.json)")
+    with open(board, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    by_set: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_set.setdefault(row["test_set"], {})[row["entry"]] = row
+    if not any(entry in entries for entries in by_set.values()):
+        raise MillinetError(
+            f"{board}: no entry {entry!r}; benchmark the policy into this folder first "
+            f"(millinet benchmark --policy ... --out {folder})"
+        )
+    run = json.loads(run_file.read_text())
+
+    def rate(row: dict) -> list[float | None]:
+        keys = ("violation_rate_1ms", "violation_rate_1ms_ci95_low", "violation_rate_1ms_ci95_high")
+        return [float(row[k]) if row[k] not in ("", None) else None for k in keys]
+
+    test_sets = {}
+    for name, entries in by_set.items():
+        if entry not in entries:
+            continue
+        row = entries[entry]
+        base = entries.get(row["best_baseline"])
+        test_sets[name] = {
+            "kind": row["set_kind"],
+            "measured": row["measured"],
+            "violation_rate_1ms": rate(row),
+            "best_baseline": row["best_baseline"],
+            "best_baseline_violation_rate_1ms": rate(base) if base else None,
+            "gap_closed": float(row["gap_closed"]) if row["gap_closed"] else None,
+        }
+    return {
+        "suite": run["suite"]["config"]["name"],
+        "test_engine_seeds": run["seeds"]["test"],
+        "command": run["command"],
+        "commit": run["machine"].get("git_commit"),
+        "entry": entry,
+        "test_sets": test_sets,
+    }

@@ -22,6 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "start) or a step count of checkpoints/",
     )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    p.add_argument(
+        "--benchmark",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a `millinet benchmark --out` folder that evaluated this run (repeatable, e.g. one "
+        "per --seed-base): its test results go into the manifest",
+    )
     p.set_defaults(func=run)
 
 
@@ -30,8 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
     require_extra("export", "millinet export")
     from millinet.agents.export import export_policy
+    from millinet.experiments.benchmark.leaderboard import entry_record
+    from millinet.experiments.benchmark.run import policy_label
 
-    manifest = export_policy(args.run_dir, args.out, args.checkpoint, args.opset)
+    spec = args.run_dir if args.checkpoint == "best" else f"{args.run_dir}@{args.checkpoint}"
+    records = [entry_record(folder, policy_label(spec)) for folder in args.benchmark]
+    test_results = {"benchmarks": records} if records else None
+    manifest = export_policy(args.run_dir, args.out, args.checkpoint, args.opset, test_results)
     check = manifest["model"]["export_check"]
     print(
         f"exported {manifest['model_version']} -> {args.out} (K = {manifest['K']}, "
