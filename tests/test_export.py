@@ -193,9 +193,9 @@ def test_export_records_the_benchmarks_test_results(exported, tmp_path, capsys):
     scored = record["test_sets"]["sunflower-metro-load2x"]
     assert scored["violation_rate_1ms"][0] == pytest.approx(float(row["violation_rate_1ms"]))
     assert scored["best_baseline"] == row["best_baseline"]
-    assert record["test_engine_seeds"] == json.loads((bench / "run.json").read_text())["seeds"][
-        "test"
-    ]
+    assert (
+        record["test_engine_seeds"] == json.loads((bench / "run.json").read_text())["seeds"]["test"]
+    )
     load_policy_folder(out)  # the extra field keeps the folder servable
     other = tmp_path / "other"
     assert cli([*args[:4], str(other), "--workers", "1", "--no-bound"]) == 0  # without the run
