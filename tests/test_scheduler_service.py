@@ -177,19 +177,22 @@ def test_schemathesis_finds_no_server_error(service, tmp_path):
     assert summary["operations"]["tested"] == 4 and cases >= 300
 
 
-def test_closed_loop_over_http_equals_in_process(service, exported):
-    """A sunflower-metro episode decided by the service over HTTP gives the same records and
-    metrics as the same exported policy called in process."""
-    scenario = load_scenario("sunflower-metro")
-    policy = load_policy_folder(exported)
-    duration, seed = 0.01, 11
+SHIPPED = Path(__file__).resolve().parents[1] / "results" / "policies" / "ppo-privileged-load2x"
+"""The committed policy (results/ppo_privileged.md): trained on 1 ms reports at 2x load."""
+
+
+def closed_loop(url: str, folder: Path, scenario_name: str, duration: float, seed: int):
+    """One episode decided by the service at ``url`` over HTTP and the same episode decided by
+    ``folder``'s policy in process: (remote, local) simulation results."""
+    scenario = load_scenario(scenario_name)
+    policy = load_policy_folder(folder)
 
     def in_process(engine, arrival):
         task, tel = engine.task_vector(arrival), engine.telemetry(arrival)
         d = policy.decide(task, tel, engine.mask(arrival))
         return 0 if d.slot is None else d.slot
 
-    with SchedulerClient(service.url) as client:
+    with SchedulerClient(url) as client:
 
         def over_http(engine, arrival):
             nodes = engine.net.topology.nodes
@@ -212,8 +215,10 @@ def test_closed_loop_over_http_equals_in_process(service, exported):
             return d["slot"]
 
         remote = simulate(scenario, over_http, duration, seed)
-    local = simulate(scenario, in_process, duration, seed)
-    assert remote.records.size > 300
+    return remote, simulate(scenario, in_process, duration, seed)
+
+
+def assert_same_episode(remote, local) -> None:
     assert np.array_equal(remote.records["slot"], local.records["slot"])
     assert np.array_equal(remote.records["status"], local.records["status"])
     assert json.dumps(remote.metrics, sort_keys=True) == json.dumps(local.metrics, sort_keys=True)
@@ -222,3 +227,28 @@ def test_closed_loop_over_http_equals_in_process(service, exported):
         f"{sorted(set(remote.records['slot'].tolist()))}, "
         f"violation_rate_1ms {remote.metrics['violation_rate_1ms']:.4f} (HTTP == in process)"
     )
+
+
+def test_closed_loop_over_http_equals_in_process(service, exported):
+    """A sunflower-metro episode decided by the service over HTTP gives the same records and
+    metrics as the same exported policy called in process."""
+    remote, local = closed_loop(service.url, exported, "sunflower-metro", 0.01, 11)
+    assert remote.records.size > 300
+    assert_same_episode(remote, local)
+
+
+def test_shipped_policy_closed_loop_on_a_headroom_scenario(tmp_path):
+    """The committed policy, served by `millinet serve` on loopback, decides a
+    sunflower-metro-load2x episode (2x load, 1 ms reports to per-factory schedulers, each
+    request carrying the scheduler's own dispatches) exactly as in process; its manifest
+    records its training and test results."""
+    manifest = json.loads((SHIPPED / "manifest.json").read_text())
+    assert manifest["metrics"]["violation_rate_1ms"] is not None
+    (bench,) = manifest["test_results"]["benchmarks"][:1]
+    assert "sunflower-metro-load2x" in bench["test_sets"]
+    assert manifest["telemetry"]["mode"] == "reported"
+    with running_service(SHIPPED, log_path=tmp_path / "serve.log") as svc:
+        remote, local = closed_loop(svc.url, SHIPPED, "sunflower-metro-load2x", 0.01, 5)
+    assert remote.records.size > 500
+    assert len(set(remote.records["slot"].tolist())) > 2  # it does spread the load
+    assert_same_episode(remote, local)
