@@ -27,7 +27,7 @@ from millinet.envs.config import RESOURCES
 from millinet.envs.engine import Arrival, Engine
 from millinet.envs.network import Candidate, CandidateSet
 from millinet.envs.scenario import Scenario
-from millinet.envs.workload import WorkloadEndedError
+from millinet.envs.simulation import simulate
 
 EPS_US = 1e-3
 """Each window is widened by 1 ns on both sides. The engine's clock is a float64 sum of a few
@@ -64,27 +64,19 @@ def collect_episode(
     """The arrivals that ``simulate(scenario, ..., duration_s, seed)`` admits (time < duration),
     with the feasible slots at each arrival.
 
-    The engine is driven exactly as the simulator drives it (``next_arrival``, then a decision);
-    every task is rejected, so no queue builds and the pass costs a few µs per task. Arrivals
+    It is the simulator's own loop (:func:`~millinet.envs.simulation.simulate`); every task is
+    rejected, so no queue builds and the pass costs a few µs per task. Arrivals
     and faults do not depend on decisions, so they are those of any policy's episode.
     ``progress`` (optional) gets the simulated time (s) about every 10 ms simulated.
     """
-    engine = Engine(scenario, seed)
     rows, masks = [], []
-    next_report = 0.0
-    while True:
-        try:
-            arrival = engine.next_arrival()
-        except WorkloadEndedError:  # a trace without loop ended before duration_s
-            break
-        if arrival.time_s >= duration_s:
-            break
+
+    def record_and_reject(engine: Engine, arrival: Arrival) -> int:
         rows.append(arrival)
         masks.append(engine.mask(arrival))
-        engine.dispatch(arrival, -1)  # an out-of-range slot: rejected, nothing queues
-        if progress is not None and arrival.time_s >= next_report:
-            progress(arrival.time_s)
-            next_report += 0.01
+        return -1  # an out-of-range slot: rejected, nothing queues
+
+    simulate(scenario, record_and_reject, duration_s, seed, progress)
     n, K = len(rows), scenario.network.K
     cols = list(zip(*rows)) if rows else [()] * len(Arrival._fields)
     return Episode(
