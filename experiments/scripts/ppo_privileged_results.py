@@ -328,6 +328,22 @@ def main() -> None:
         "",
         *dep,
         "",
+        "Sampling spreads load only where the policy is unsure; the exported graph and the "
+        "service act by argmax.",
+        "",
+        "## What else was tried, and what was not",
+        "",
+        "* **From scratch and with an unprivileged teacher** (round 1, "
+        "[ppo_vs_baselines.md](ppo_vs_baselines.md)): PPO tied or lost to the heuristics. "
+        "Imitating a heuristic that reads the same reports can at best copy it.",
+        "* **Behaviour cloning alone** from the privileged teacher can collapse: in two probes "
+        "the student drifted into states the teacher never showed it. DAgger rounds fixed "
+        "that; the recipe keeps 2.",
+        "* **Not tried in this round**: a reward that credits the decision that caused a "
+        "violation, memory (stacked reports or a recurrent policy) and `agent_classes` "
+        "(deciding only the 1 ms classes). The privileged teacher already beat the "
+        "baselines; each of these is an experiment for the next round, not a result here.",
+        "",
     ]
     args.page.write_text("\n".join(page) + "\n")
     print(f"wrote {args.page}")
