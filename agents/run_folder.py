@@ -11,7 +11,7 @@ A run lives in ``<runs_dir>/<run-name>/`` (name: :func:`run_name`)::
     metrics.json                     held-out metrics of the last and the best model
 
     clock.json                       wall time trained so far (survives Ctrl-C and kills)
-    train.lock                       while a process trains into the folder: its PID
+    train.lock                       the PID of the process training into the folder (empty: none)
 
 A *checkpoint name* is ``best``, ``last``, ``pretrained`` or a step count (``"20480"``).
 :func:`load_checkpoint` loads any of them, with its normalisation statistics, for every reader:
@@ -322,10 +322,13 @@ class RunLock:
         return cls(path, fd)
 
     def release(self) -> None:
-        """Remove the lock file and drop the lock (idempotent)."""
+        """Empty the lock file and drop the lock (idempotent). The file stays: removing it
+        races with anything copying the folder while training goes on (Ray Tune syncs a
+        trial's run folders while another seed of the trial still trains), and an empty,
+        unlocked file means "nobody trains here"."""
         if self._fd < 0:
             return
-        self.path.unlink(missing_ok=True)  # before unlocking: a waiter then retries the path
+        os.ftruncate(self._fd, 0)
         os.close(self._fd)
         self._fd = -1
 

@@ -110,8 +110,9 @@ def test_repeated_kills_at_random_moments_each_followed_by_a_resume(tmp_path, ca
             assert z.testzip() is None, model
         steps = model.name.split("_")[1]
         assert (run / "checkpoints" / f"vecnormalize_{steps}_steps.pkl").is_file(), model
-    leftovers = [p for p in run.rglob("*") if p.name.endswith((".tmp", ".old", ".lock"))]
+    leftovers = [p for p in run.rglob("*") if p.name.endswith((".tmp", ".old"))]
     assert leftovers == []
+    assert (run / "train.lock").read_text() == ""  # released: nobody trains here
 
 
 def test_a_kill_between_the_two_renames_of_a_folder_swap_keeps_the_old_folder(tmp_path):

@@ -208,7 +208,8 @@ def test_cli_resume_skips_a_corrupted_checkpoint_and_fails_cleanly_without_any(
 
     root, _, _ = run
     copy = tmp_path / root.name
-    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("train.lock"))  # a finished run
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("train.lock"))
+    (copy / "train.lock").write_text("")  # a finished run: its lock released
     ckpt = copy / f"checkpoints/model_{STEPS}_steps.zip"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     config = (copy / "config.yaml").read_bytes()
