@@ -18,6 +18,7 @@ Usage: .venv/bin/python experiments/scripts/sweep_privileged_results.py
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -80,11 +81,28 @@ def train(config: Path, seed: int, runs: Path) -> Path:
     return run
 
 
+def errored(exp: Path) -> str:
+    """A sentence on the sweep's errored trials (from its summary.csv)."""
+    with open(exp / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    bad = [r["trial"] for r in rows if r["status"] == "error"]
+    finished = sum(r["status"] != "error" for r in rows)
+    if not bad:
+        return f"All {len(rows)} trials finished or were stopped by ASHA."
+    return (
+        f"{finished} of {len(rows)} trials finished or were stopped by ASHA; "
+        f"{', '.join(bad)} errored (error.txt in its trial folder) and is not ranked."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=REPO / "runs/sweep_privileged_transfer")
     parser.add_argument("--seeds", type=int, nargs="+", default=[20, 21])
     parser.add_argument("--page", type=Path, default=REPO / "results/sweep_privileged.md")
+    parser.add_argument(
+        "--skip-sweep", action="store_true", help="use the finished sweep as it is (no --resume)"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     sweep = yaml.safe_load(SWEEP.read_text())
@@ -92,17 +110,20 @@ def main() -> None:
     cmd = [*MILLINET, "sweep", "--config", str(SWEEP), "--num-cpus", "2"]
     if exp.exists():
         cmd.append("--resume")
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
+    if not args.skip_sweep:
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, cwd=REPO)
     paths = configs(exp, args.runs)
     jobs = [(name, seed) for name in paths for seed in args.seeds]
     with ThreadPoolExecutor(2) as pool:
         runs = dict(zip(jobs, pool.map(lambda j: train(paths[j[0]], j[1], args.runs), jobs)))
     rates: dict[str, list[float]] = {name: [] for name in paths}
+    halves: list[float] = []
     rows = []
     for (name, seed), run in runs.items():
         m = json.loads((run / "metrics.json").read_text())
         rates[name].append(m["violation_rate_1ms"])
+        halves.append(m["violation_rate_1ms_ci95"])
         rows.append(
             f"| {name} | {seed} | `{run.name}` | {m['timesteps']:,} | {m['wall_s'] / 60:.1f} | "
             f"{100 * m['violation_rate_1ms']:.3g} ± {100 * m['violation_rate_1ms_ci95']:.2g} |"
@@ -114,11 +135,15 @@ def main() -> None:
     recipe = yaml.safe_load(RECIPE.read_text())
     defaults = ", ".join(f"{k} = {dotted_get(recipe, k)}" for k in sweep["space"])
     tuned, default = np.mean(rates["tuned"]), np.mean(rates["default"])
-    verdict = (
-        "the tuned config did better on the fresh seeds"
-        if tuned < default
-        else "the tuned config did not do better than the recipe's own values on the fresh seeds"
-    )
+    if abs(tuned - default) < max(halves):
+        verdict = (
+            "no measurable difference: the gap is smaller than each run's own 95% interval, "
+            "so the sweep's ranking did not carry over beyond noise"
+        )
+    elif tuned < default:
+        verdict = "the tuned config did better on the fresh seeds"
+    else:
+        verdict = "the tuned config did worse than the recipe's own values on the fresh seeds"
     page = [
         "# Sweep `privileged`: tuning the privileged-teacher recipe with Ray Tune",
         "",
@@ -129,12 +154,15 @@ def main() -> None:
         "",
         f"Machine: {os.cpu_count()} cores, load average at the end "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; the script took "
-        f"{(time.perf_counter() - start) / 60:.0f} min (sweep included unless resumed).",
+        f"{(time.perf_counter() - start) / 60:.0f} min"
+        + (" (reusing the finished sweep and runs)." if args.skip_sweep else "."),
         "",
         f"The sweep ({SWEEP.relative_to(REPO)}): {sweep['description'].strip()} Searched: "
         f"{searched}; objective: the mean violation_rate_1ms of each trial's 2 seeds on report "
         "episodes (reset seeds 950000 + i). Ranked trials: "
         "[sweep_privileged_trials.md](sweep_privileged_trials.md).",
+        "",
+        f"{errored(exp)}",
         "",
         f"**Best trial**: {chosen}. **The recipe's own values**: {defaults}.",
         "",
@@ -145,8 +173,7 @@ def main() -> None:
         *rows,
         "",
         f"Mean over the fresh seeds: tuned {100 * tuned:.3g} %, default {100 * default:.3g} %: "
-        f"{verdict}. {len(args.seeds)} seeds per config: a difference smaller than the ± "
-        "intervals above is noise.",
+        f"{verdict}.",
         "",
     ]
     args.page.write_text("\n".join(page) + "\n")

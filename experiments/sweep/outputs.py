@@ -45,11 +45,14 @@ def trial_rows(spec: SweepSpec, results) -> tuple[list[dict], list[dict]]:
     trials, chunks = [], []
     for res in results:
         metrics = res.metrics or {}
+        short = Path(str(res.path)).name.split("_")[-1]  # trial_<id> (trial_dirname)
+        if str(metrics.get("trial_id", short)).split("_")[-1] != short:
+            # A trial that failed as it took over a reused actor, before reporting anything,
+            # comes back with the previous trial's last result: it has no metrics of its own.
+            metrics = {}
         # The config of the last *reported* result: after a PBT exploit on the last chunk the
         # trial's config changes, but no result of it was measured.
         config = decode_params(dict(metrics.get("config") or res.config or {}), spec.encoded)
-        trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name)
-        short = trial_id.split("_")[-1]
         done = int(metrics.get("chunk") or 0)
         if res.error is not None:
             status = "error"
