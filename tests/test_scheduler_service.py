@@ -181,16 +181,24 @@ SHIPPED = Path(__file__).resolve().parents[1] / "results" / "policies" / "ppo-pr
 """The committed policy (results/ppo_privileged.md): trained on 1 ms reports at 2x load."""
 
 
-def closed_loop(url: str, folder: Path, scenario_name: str, duration: float, seed: int):
-    """One episode decided by the service at ``url`` over HTTP and the same episode decided by
-    ``folder``'s policy in process: (remote, local) simulation results."""
+def closed_loop_local(folder: Path, scenario_name: str, duration: float, seed: int):
+    """(scenario, the episode decided by ``folder``'s policy in process)."""
     scenario = load_scenario(scenario_name)
     policy = load_policy_folder(folder)
 
     def in_process(engine, arrival):
-        task, tel = engine.task_vector(arrival), engine.telemetry(arrival)
-        d = policy.decide(task, tel, engine.mask(arrival))
+        d = policy.decide(
+            engine.task_vector(arrival), engine.telemetry(arrival), engine.mask(arrival)
+        )
         return 0 if d.slot is None else d.slot
+
+    return scenario, simulate(scenario, in_process, duration, seed)
+
+
+def closed_loop(url: str, folder: Path, scenario_name: str, duration: float, seed: int):
+    """One episode decided by the service at ``url`` over HTTP and the same episode decided by
+    ``folder``'s policy in process: (remote, local) simulation results."""
+    scenario, local = closed_loop_local(folder, scenario_name, duration, seed)
 
     with SchedulerClient(url) as client:
 
@@ -215,7 +223,7 @@ def closed_loop(url: str, folder: Path, scenario_name: str, duration: float, see
             return d["slot"]
 
         remote = simulate(scenario, over_http, duration, seed)
-    return remote, simulate(scenario, in_process, duration, seed)
+    return remote, local
 
 
 def assert_same_episode(remote, local) -> None:
@@ -252,3 +260,26 @@ def test_shipped_policy_closed_loop_on_a_headroom_scenario(tmp_path):
     assert remote.records.size > 500
     assert len(set(remote.records["slot"].tolist())) > 2  # it does spread the load
     assert_same_episode(remote, local)
+
+
+def test_shipped_policy_is_a_policy_spec_of_evaluate_and_benchmark(tmp_path):
+    """`millinet evaluate` and `millinet benchmark` take the committed folder as a policy, and
+    the harness gets the same episode as the in-process runtime decides."""
+    from millinet.experiments.cli import main
+    from millinet.experiments.evaluation.harness import evaluate
+
+    ev = evaluate("sunflower-metro-load2x", [str(SHIPPED)], [5], duration_s=0.01)
+    (rate,) = ev.values(str(SHIPPED), "violation_rate_1ms")
+    _, local = closed_loop_local(SHIPPED, "sunflower-metro-load2x", 0.01, 5)
+    assert rate == pytest.approx(local.metrics["violation_rate_1ms"])
+    suite = tmp_path / "one.yaml"
+    suite.write_text(
+        "name: one\nduration_s: 0.005\n"
+        "seeds: {validation: {first: 0, count: 1}, test: {first: 0, count: 2}}\n"
+        "scenarios: [{scenario: sunflower-metro-load2x, tag: headroom}]\n"
+        "heuristics: [deadline-aware]\n"
+    )
+    out = tmp_path / "bench"
+    args = ["benchmark", "--suite", str(suite), "--policy", str(SHIPPED), "--out", str(out)]
+    assert main([*args, "--workers", "1", "--no-bound"]) == 0
+    assert SHIPPED.name in (out / "leaderboard.md").read_text()
