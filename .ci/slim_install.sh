@@ -4,7 +4,8 @@
 #   2. the base install (no extras) steps millinet/Placement-v0 and runs `millinet simulate`,
 #      without torch; a command that needs an extra says which, in one line;
 #   3. an install with only the `serve` extra loads an exported policy folder (made here by the
-#      test fixtures with the full .venv) and answers one POST /v1/decide over loopback HTTP,
+#      test fixtures with the full .venv) and the committed results/policies one, and answers
+#      one POST /v1/decide over loopback HTTP,
 #      without torch, gymnasium's training stack or ray.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,7 +81,7 @@ export_policy(make_run(out.parent / "run", timesteps=512), out)
 PY
 python3 -m venv "$WORK/serve"
 quiet "$WORK/serve/bin/pip" install "${PIP_QUIET[@]}" "$WHEEL[serve]"
-"$WORK/serve/bin/python" - "$WORK/exported" <<'PY'
+"$WORK/serve/bin/python" - "$WORK/exported" results/policies/ppo-privileged-load2x <<'PY'
 import importlib.util, sys
 import numpy as np
 from millinet.experiments.bench.service_process import running_service
@@ -89,11 +90,12 @@ from millinet.scheduler.client import SchedulerClient, build_request
 tel = np.array([telemetry_row()] * 8)
 tel[0] = telemetry_row(valid=1, base_rtt_us=200, serialisation_us=2, compute_us=50, servers=16,
                        tier=1, report_age_us=300)
-with running_service(sys.argv[1]) as svc, SchedulerClient(svc.url) as client:
-    answer = client.decide(build_request(np.array([0, 200, 200, 50, 1000.0]), tel))
-assert answer["slot"] == 0, answer
+for folder in sys.argv[1:]:  # a fresh export, and the committed policy
+    with running_service(folder) as svc, SchedulerClient(svc.url) as client:
+        answer = client.decide(build_request(np.array([0, 200, 200, 50, 1000.0]), tel))
+    assert answer["slot"] == 0, answer
+    print(f"  /v1/decide answered slot {answer['slot']} ({answer['model_version']})")
 for heavy in ("torch", "ray", "stable_baselines3"):
     assert importlib.util.find_spec(heavy) is None, f"{heavy} is installed in the serve venv"
-print(f"  /v1/decide answered slot {answer['slot']} ({answer['model_version']})")
 PY
 echo "slim install: ok"

@@ -358,8 +358,9 @@ def main() -> None:
         "the student drifted into states the teacher never showed it. DAgger rounds fixed "
         "that; the recipe keeps 2.",
         "* **Faults were never in training.** On `edge-outage-2x` (two edge DCs down for 25-30 "
-        "ms) the runs do worse than the tuned heuristic, and one seed collapses: a policy "
-        "trained without faults does not know what to prefer when its usual site is masked. "
+        "ms) most runs are worse than the tuned heuristic (see the tables: some with disjoint "
+        "intervals, one seed collapsing). Our reading, not measured further: a policy trained "
+        "without faults has not learnt what to prefer when its usual site is masked. "
         "Training on a fault schedule, or a fallback to the heuristic while a site is down, "
         "is the next step before such a policy runs where sites fail.",
         "* **Not tried in this round**: a reward that credits the decision that caused a "
