@@ -290,24 +290,16 @@ class RunLock:
         import fcntl
 
         path = RunPaths(Path(root)).lock
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = _describe_holder(path)
-                os.close(fd)
-                raise RunLockedError(
-                    f"{root}: another process is training into this run folder ({holder}); "
-                    f"wait for it or stop it (lock file {path})"
-                ) from None
-            try:  # the file we locked may have been removed by a holder that just finished
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # never removed: see release()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _describe_holder(path)
             os.close(fd)
+            raise RunLockedError(
+                f"{root}: another process is training into this run folder ({holder}); "
+                f"wait for it or stop it (lock file {path})"
+            ) from None
         stale = _describe_holder(path, stale=True)
         if stale:
             print(f"{root}: took over a stale lock ({stale})", file=sys.stderr)

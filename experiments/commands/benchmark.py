@@ -10,17 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from millinet.experiments.commands.evaluate import non_negative_int
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from millinet.experiments.commands.evaluate import non_negative_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="episodes run in this many local processes (default: every core); results do "
         "not depend on it",

@@ -19,7 +19,8 @@ from millinet.envs.files import (
 from millinet.experiments.commands.simulate import parse_duration
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -80,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--seeds",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_SEEDS,
         help=f"number of evaluation seeds (episodes) per policy (default {DEFAULT_SEEDS})",
     )
@@ -107,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="episodes run in parallel in this many processes (default 1); results identical",
     )

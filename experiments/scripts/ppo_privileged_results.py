@@ -34,11 +34,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from millinet.envs.scenario import load_scenario
 from millinet.envs.seeds import VALIDATION
 from millinet.envs.stats import bootstrap_ci, paired_difference_ci
+from millinet.experiments.benchmark.suite import load_suite
 from millinet.experiments.evaluation.harness import evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -153,7 +153,7 @@ def bound_line(rows: list[dict]) -> str:
 
 def ablation(runs: list[Path], seed_base: int, workers: int) -> list[str]:
     """@pretrained against the final choice of each run, paired over the test seeds."""
-    suite = yaml.safe_load((REPO / "experiments/suites/main.yaml").read_text())
+    suite = load_suite("main").config
     diffs: list[float] = []
     lines = [
         "| test set | run | pretrained (BC + DAgger) | after PPO (best model) "
@@ -165,8 +165,8 @@ def ablation(runs: list[Path], seed_base: int, workers: int) -> list[str]:
         ev = evaluate(
             name,
             specs,
-            suite["seeds"]["test"]["count"],
-            duration_s=suite["duration_s"],
+            suite.seeds.test.count,
+            duration_s=suite.duration_s,
             workers=workers,
             seed_base=seed_base,
         )

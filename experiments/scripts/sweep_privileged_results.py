@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from millinet.experiments.sweep.config import with_params
+
 REPO = Path(__file__).resolve().parents[2]
 MILLINET = [sys.executable, "-m", "millinet.experiments.cli"]
 SWEEP = REPO / "experiments/configs/sweep_privileged.yaml"
@@ -43,22 +45,13 @@ def dotted_get(data: dict, key: str):
     return data
 
 
-def dotted_set(data: dict, key: str, value) -> None:
-    *parents, last = key.split(".")
-    for part in parents:
-        data = data.setdefault(part, {})
-    data[last] = value
-
-
 def configs(exp: Path, out: Path) -> dict[str, Path]:
     """``{"tuned": best_config.yaml, "default": the same with the searched keys at the
     recipe's values}``, written into ``out``."""
     sweep = yaml.safe_load(SWEEP.read_text())
     recipe = yaml.safe_load(RECIPE.read_text())
     best = yaml.safe_load((exp / "best_config.yaml").read_text())
-    default = json.loads(json.dumps(best))
-    for key in sweep["space"]:
-        dotted_set(default, key, dotted_get(recipe, key))
+    default = with_params(best, {key: dotted_get(recipe, key) for key in sweep["space"]})
     out.mkdir(parents=True, exist_ok=True)
     paths = {"tuned": out / "tuned.yaml", "default": out / "default.yaml"}
     for name, cfg in (("tuned", best), ("default", default)):
